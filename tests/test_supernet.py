@@ -82,9 +82,9 @@ def test_single_path_runs_only_its_ops(monkeypatch, lean):
     ran: list[tuple[int, str]] = []
     run_op = MixedOp.run_op
 
-    def spy(self, k, x):
+    def spy(self, k, x, scale):
         ran.append((id(self), self.op_names[k]))
-        return run_op(self, k, x)
+        return run_op(self, k, x, scale)
 
     monkeypatch.setattr(MixedOp, "run_op", spy)
     net(torch.randn(2, 3, 16, 16), one_hot)
@@ -217,3 +217,51 @@ def test_state_dict_is_shared_with_reference():
     ours = build_supernet(space, 10, **SMALL)
     ref = build_reference_supernet(space, 10, **SMALL)
     assert list(ours.state_dict()) == list(ref.state_dict())
+
+
+def test_cell_computes_each_states_relu_once(monkeypatch):
+    """The first cell's ReLUs: one for its input (both preprocessings read the stem output),
+    one per state with out-edges (5), and the inner ReLU of each sep_conv (14 edges x 2)."""
+    space = DartsSpace()
+    net = build_supernet(space, 10, **SMALL)
+    calls = {"relu": 0, "in_cell": False}
+    relu = torch.Tensor.relu
+
+    def counting_relu(self):
+        calls["relu"] += calls["in_cell"]
+        return relu(self)
+
+    monkeypatch.setattr(torch.Tensor, "relu", counting_relu)
+    cell = net.net.cells[0]
+    assert not cell.reduction
+    cell.register_forward_pre_hook(lambda *_: calls.update(in_cell=True))
+    cell.register_forward_hook(lambda *_: calls.update(in_cell=False))
+    net(
+        torch.randn(2, 3, 8, 8),
+        {k: a.softmax(-1) for k, a in _alphas(space, torch.float32).items()},
+    )
+    assert calls["relu"] == 1 + 5 + 14 * 2
+
+
+def test_shared_pooling_keeps_each_edges_running_statistics():
+    """Single-path steps give each pooling BN its own history; a later all-ops step, whose
+    pooling is shared, must still update each edge's statistics as its own forward would."""
+    space = DartsSpace()
+    torch.manual_seed(0)
+    lean = build_supernet(space, 10, **SMALL)
+    plain = build_supernet(space, 10, **SMALL, lean=False, channels_last=False)
+    plain.load_state_dict(lean.state_dict())
+    rng = random.Random(0)
+    steps = [space.one_hot(space.sample(rng)) for _ in range(3)]
+    steps.append({k: a.float().softmax(-1) for k, a in _alphas(space).items()})
+    x, _ = _batch(torch.float32)
+    for weights in steps:
+        lean(x, weights)
+        plain(x, weights)
+    for (name, b), b_plain in zip(
+        lean.state_dict().items(), plain.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(b, b_plain, rtol=1e-5, atol=1e-6, msg=name)
+    lean.eval()
+    plain.eval()
+    torch.testing.assert_close(lean(x, steps[-1]), plain(x, steps[-1]), rtol=1e-4, atol=1e-5)

@@ -24,11 +24,17 @@ from dataclasses import dataclass
 import torch
 from torch.autograd.function import FunctionCtx
 
-__all__ = ["batch_norm_saving_output", "max_pool2d_recomputing", "relu_conv2d"]
+__all__ = [
+    "ConvGeometry",
+    "batch_norm_saving_output",
+    "batch_norm_with_stats",
+    "max_pool2d_recomputing",
+    "relu_conv2d",
+]
 
 
 @dataclass(frozen=True)
-class _ConvGeometry:
+class ConvGeometry:
     """How ``conv2d(x, w, stride, padding, dilation, groups)`` runs: ``mode`` ``'direct'``, or
     undilated on the ``d * d`` polyphase sub-grids (``'phases'``, stride 1) or unstrided on
     sub-grid ``(0, 0)`` (``'subgrid'``: stride = dilation = ``d``, or a 1x1 kernel of stride
@@ -45,7 +51,7 @@ class _ConvGeometry:
     @classmethod
     def plan(
         cls, x: torch.Tensor, kernel: int, stride: int, padding: int, dilation: int, groups: int
-    ) -> _ConvGeometry:
+    ) -> ConvGeometry:
         d = dilation
         same = d > 1 and kernel % 2 == 1 and padding == d * (kernel - 1) // 2
         if same and stride == 1 and x.shape[-2] % d == 0 and x.shape[-1] % d == 0:
@@ -61,9 +67,12 @@ class _ConvGeometry:
         return [self.stride] * 2, [self.padding] * 2, [self.dilation] * 2
 
     def grid_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The input the undilated convolution reads (differentiable, in ``x``'s layout)."""
         if self.mode == "phases":
             return _to_phases(x, self.d)
-        return x[:, :, :: self.d, :: self.d] if self.mode == "subgrid" else x
+        if self.mode == "subgrid":
+            return x[:, :, :: self.d, :: self.d].contiguous(memory_format=_memory_format(x))
+        return x
 
     def ungrid_input_grad(self, g: torch.Tensor, size: torch.Size) -> torch.Tensor:
         if self.mode == "phases":
@@ -75,6 +84,7 @@ class _ConvGeometry:
         return g
 
     def ungrid_output(self, y: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        """The convolution's output on the full grid (differentiable)."""
         return _from_phases(y, self.d, size) if self.mode == "phases" else y
 
     def grid_output_grad(self, g: torch.Tensor) -> torch.Tensor:
@@ -119,15 +129,17 @@ class _ReLUConv2d(torch.autograd.Function):
         padding: int,
         dilation: int,
         groups: int,
+        relu: bool,
     ) -> torch.Tensor:
         dtype = _autocast_dtype(x)
         x, w = x.to(dtype), weight.to(dtype)
         pw = None if pointwise is None else pointwise.to(dtype)
-        geo = _ConvGeometry.plan(x, weight.shape[-1], stride, padding, dilation, groups)
-        ctx.geo, ctx.dtypes = geo, (weight.dtype, None if pw is None else pointwise.dtype)
+        geo = ConvGeometry.plan(x, weight.shape[-1], stride, padding, dilation, groups)
+        ctx.geo, ctx.relu = geo, relu
+        ctx.dtypes = (weight.dtype, None if pw is None else pointwise.dtype)
         ctx.save_for_backward(x, w, pw)
         with torch.autocast(x.device.type, enabled=False):
-            y = torch.conv2d(geo.grid_input(x.relu()), w, None, *geo.args, groups)
+            y = torch.conv2d(geo.grid_input(x.relu() if relu else x), w, None, *geo.args, groups)
             if pw is not None:  # 1x1: applies on the sub-grids as on the full grid
                 y = torch.conv2d(y, pw)
             return geo.ungrid_output(y, x.shape)
@@ -137,7 +149,7 @@ class _ReLUConv2d(torch.autograd.Function):
         x, w, pw = ctx.saved_tensors
         geo, (w_dtype, pw_dtype) = ctx.geo, ctx.dtypes
         need_x, need_w, need_pw = ctx.needs_input_grad[:3]
-        r = geo.grid_input(x.relu())
+        r = geo.grid_input(x.relu() if ctx.relu else x)
         g = geo.grid_output_grad(grad.to(x.dtype))
         gpw = None
         if pw is not None:
@@ -145,10 +157,12 @@ class _ReLUConv2d(torch.autograd.Function):
             g, gpw, _ = _conv_backward(g, z, pw, _POINTWISE, 1, (True, need_pw))
         gx, gw, _ = _conv_backward(g, r, w, geo.args, geo.groups, (need_x, need_w))
         if gx is not None:
-            gx = torch.ops.aten.threshold_backward(geo.ungrid_input_grad(gx, x.shape), x, 0)
+            gx = geo.ungrid_input_grad(gx, x.shape)
+            if ctx.relu:
+                gx = torch.ops.aten.threshold_backward(gx, x, 0)
         gw = None if gw is None else gw.to(w_dtype)
         gpw = None if gpw is None else gpw.to(pw_dtype)
-        return gx, gw, gpw, None, None, None, None
+        return gx, gw, gpw, None, None, None, None, None
 
 
 _POINTWISE = ([1, 1], [0, 0], [1, 1])
@@ -175,15 +189,17 @@ def relu_conv2d(
     dilation: int = 1,
     groups: int = 1,
     pointwise: torch.Tensor | None = None,
+    relu: bool = True,
 ) -> torch.Tensor:
     """``conv2d(relu(x), weight, None, stride, padding, dilation, groups)``, then the bias-free
     1x1 convolution ``pointwise`` when given; stores ``x`` only (the ReLU and the first
-    convolution are recomputed in backward).
+    convolution are recomputed in backward). ``relu=False`` skips the ReLU (for an ``x`` that
+    is already a ReLU output, shared by several convolutions).
 
     ``x``: ``[B, C_in, H, W]``; ``weight``: ``[C_mid, C_in / groups, k, k]`` (square kernel);
     ``pointwise``: ``[C_out, C_mid, 1, 1]``.
     """
-    return _ReLUConv2d.apply(x, weight, pointwise, stride, padding, dilation, groups)
+    return _ReLUConv2d.apply(x, weight, pointwise, stride, padding, dilation, groups, relu)
 
 
 class _MaxPool2dRecomputing(torch.autograd.Function):
@@ -218,15 +234,16 @@ class _BatchNormSavingOutput(torch.autograd.Function):
         momentum: float,
         eps: float,
     ) -> torch.Tensor:
-        y, _, invstd = torch.native_batch_norm(
+        y, mean, invstd = torch.native_batch_norm(
             x, None, None, running_mean, running_var, True, momentum, eps
         )
         ctx.eps = eps
         ctx.save_for_backward(y, invstd)
-        return y
+        ctx.mark_non_differentiable(mean, invstd)
+        return y, mean, invstd
 
     @staticmethod
-    def backward(ctx: FunctionCtx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx: FunctionCtx, grad: torch.Tensor, *_stats: torch.Tensor):  # type: ignore[override]
         y, invstd = ctx.saved_tensors
         # native backward with input y, mean 0, invstd 1 and scale invstd is exactly
         # invstd * (g - mean(g) - y * mean(g * y)), the gradient of (x - mean) * invstd.
@@ -257,4 +274,13 @@ def batch_norm_saving_output(
     Updates ``running_mean``/``running_var`` (when given) with ``momentum`` as
     :func:`torch.nn.functional.batch_norm` does.
     """
-    return _BatchNormSavingOutput.apply(x, running_mean, running_var, momentum, eps)
+    return _BatchNormSavingOutput.apply(x, running_mean, running_var, momentum, eps)[0]
+
+
+def batch_norm_with_stats(
+    x: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`batch_norm_saving_output` without running statistics, also returning the batch's
+    ``mean`` and ``invstd = 1 / sqrt(biased var + eps)`` (``[C]`` each, not differentiable) so
+    that the caller can update several modules' running statistics from one normalisation."""
+    return _BatchNormSavingOutput.apply(x, None, None, 0.0, eps)

@@ -17,14 +17,16 @@ from torch import nn
 
 from nas.spaces.ops import Zero, make_op
 from nas.supernet.lean_ops import lean_forward
+from nas.supernet.shared import SharedWork
 
 
 class MixedOp(nn.Module):
     """All candidate ops of one edge. ``[B, C, H, W] -> [B, C, H / stride, W / stride]``.
 
     ``lean`` runs each op through :func:`~nas.supernet.lean_ops.lean_forward` (same function,
-    less memory); :meth:`weighted_sum` is the override point of variants that combine the op
-    outputs differently.
+    less memory and time; the op's weight folded into its last BatchNorm), sharing work on the
+    input with the cell's other edges through ``shared``; :meth:`weighted_sum` is the override
+    point of variants that combine the op outputs differently.
     """
 
     def __init__(
@@ -36,12 +38,14 @@ class MixedOp(nn.Module):
         track: bool = True,
         pool_bn: bool = True,
         lean: bool = False,
+        shared: SharedWork | None = None,
     ) -> None:
         super().__init__()
         self.op_names = tuple(op_names)
         self.ops = nn.ModuleList(make_op(n, c, stride, affine, track, pool_bn) for n in op_names)
         self.zero = Zero(c, stride)
         self.lean = lean
+        self.shared = shared
         self._computed = [k for k, op in enumerate(self.ops) if not isinstance(op, Zero)]
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, active: Sequence[bool]) -> torch.Tensor:
@@ -53,13 +57,15 @@ class MixedOp(nn.Module):
             return self.zero(x)
         return self.weighted_sum(x, w, ks)
 
-    def run_op(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        """The output of op ``k`` on ``x``."""
-        return lean_forward(self.ops[k], x) if self.lean else self.ops[k](x)
+    def run_op(self, k: int, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """``scale * op_k(x)``; ``scale``: 0-d tensor."""
+        if self.lean:
+            return lean_forward(self.ops[k], x, scale, self.shared)
+        return scale * self.ops[k](x)
 
     def weighted_sum(self, x: torch.Tensor, w: torch.Tensor, ks: Sequence[int]) -> torch.Tensor:
         """``sum_{k in ks} w[k] * op_k(x)``, accumulated in place into the first term."""
-        out = w[ks[0]] * self.run_op(ks[0], x)
+        out = self.run_op(ks[0], x, w[ks[0]])
         for k in ks[1:]:
-            out.add_(w[k] * self.run_op(k, x))
+            out.add_(self.run_op(k, x, w[k]))
         return out

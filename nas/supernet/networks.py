@@ -7,7 +7,8 @@ read once per forward (one host transfer per cell kind), so ops with zero weight
 Execution options shared by every space (``space.supernet`` config keys), none of which
 changes the function computed:
 
-* ``lean`` (default True): ops run through their lean forwards (:mod:`nas.supernet.lean_ops`);
+* ``lean`` (default True): ops run through their lean forwards (:mod:`nas.supernet.lean_ops`),
+  and the work that a cell's edges do on one state is done once (:mod:`nas.supernet.shared`);
 * ``channels_last`` (default True): parameters and activations in the channels-last layout;
 * ``compile`` (default False): the network is wrapped by ``torch.compile`` (slow to compile).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -25,6 +27,7 @@ from nas.spaces.darts import DARTS_EDGES, DartsNetwork
 from nas.spaces.nb201 import NB201Network
 from nas.supernet.lean_ops import lean_forward
 from nas.supernet.mixed_op import MixedOp
+from nas.supernet.shared import SharedWork
 
 
 class Supernet(nn.Module):
@@ -54,12 +57,11 @@ def _darts(space: DartsSpace, num_classes: int, in_channels: int, **kw: object) 
     execution = _execution_options(kw)
     _no_more(kw, "darts")
     edge_ids = range(len(DARTS_EDGES))
+    shared = execution.shared()
 
     def cell_edges(kind: str):
         def make(c_: int, stride: int, e: int) -> MixedOp:
-            return MixedOp(
-                space.op_names, c_, stride, affine, track, pool_bn=True, lean=execution.lean
-            )
+            return MixedOp(space.op_names, c_, stride, affine, track, True, execution.lean, shared)
 
         return make, edge_ids, (2, 3, 4, 5)
 
@@ -71,9 +73,9 @@ def _darts(space: DartsSpace, num_classes: int, in_channels: int, **kw: object) 
         layers=layers,
         stem_multiplier=stem_multiplier,
         affine=affine,
-        run_preprocess=lean_forward if execution.lean else None,
+        run_preprocess=partial(lean_forward, shared=shared) if execution.lean else None,
     )
-    return execution.wrap(space, net)
+    return execution.wrap(space, net, shared)
 
 
 def _nb201(space: NB201Space, num_classes: int, in_channels: int, **kw: object) -> Supernet:
@@ -81,14 +83,15 @@ def _nb201(space: NB201Space, num_classes: int, in_channels: int, **kw: object) 
     affine, track = _bn_options(kw)
     execution = _execution_options(kw)
     _no_more(kw, "nb201")
+    shared = execution.shared()
     net = NB201Network(
-        lambda c_, e: MixedOp(space.op_names, c_, 1, affine, track, False, execution.lean),
+        lambda c_, e: MixedOp(space.op_names, c_, 1, affine, track, False, execution.lean, shared),
         num_classes,
         in_channels,
         c=c,
         n_cells=n_cells,
     )
-    return execution.wrap(space, net)
+    return execution.wrap(space, net, shared)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,14 @@ class _Execution:
     channels_last: bool
     compile: bool
 
-    def wrap(self, space: SearchSpace, net: nn.Module) -> Supernet:
+    def shared(self) -> SharedWork | None:
+        """The memo of a lean supernet's shared work (None: nothing shared)."""
+        return SharedWork() if self.lean else None
+
+    def wrap(self, space: SearchSpace, net: nn.Module, shared: SharedWork | None) -> Supernet:
+        """The supernet of ``net``; ``shared`` is scoped to each of ``net.cells``."""
+        if shared is not None:
+            shared.scope(net.cells)
         supernet = Supernet(space, net, channels_last=self.channels_last)
         if self.compile:
             supernet.net.compile()
