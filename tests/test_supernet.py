@@ -265,3 +265,29 @@ def test_shared_pooling_keeps_each_edges_running_statistics():
     lean.eval()
     plain.eval()
     torch.testing.assert_close(lean(x, steps[-1]), plain(x, steps[-1]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "dilation", "pointwise"),
+    [(3, 1, 2, 2, True), (5, 2, 4, 2, True), (5, 1, 2, 1, True), (1, 2, 0, 1, False)],
+)
+def test_relu_conv2d_input_gradient_with_frozen_weights(
+    kernel, stride, padding, dilation, pointwise
+):
+    """Frozen weights (an alpha step) skip the recomputations, not the input gradient."""
+    g = torch.Generator().manual_seed(0)
+    groups = 4 if kernel > 1 else 1
+    x = torch.randn(2, 4, 8, 8, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(4, 4 // groups, kernel, kernel, generator=g)
+    pw = torch.randn(6, 4, 1, 1, generator=g) if pointwise else None
+
+    def lean(x, w, *pw):
+        return relu_conv2d(x, w, stride, padding, dilation, groups, pw[0] if pw else None)
+
+    tensors = [x, w, *([pw] if pointwise else [])]
+    y, (gx, *_) = _grads(lean, *tensors)
+    x_only = x.detach().clone().requires_grad_()
+    y_frozen = lean(x_only, *tensors[1:])
+    y_frozen.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
+    torch.testing.assert_close(y_frozen.detach(), y)
+    torch.testing.assert_close(x_only.grad, gx)

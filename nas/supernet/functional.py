@@ -74,6 +74,15 @@ class ConvGeometry:
             return x[:, :, :: self.d, :: self.d].contiguous(memory_format=_memory_format(x))
         return x
 
+    def grid_shape(self, size: torch.Size) -> tuple[int, ...]:
+        """The shape of :meth:`grid_input` of an input of shape ``size``."""
+        b, c, h, w = size
+        if self.mode == "phases":
+            return (self.d * self.d * b, c, h // self.d, w // self.d)
+        if self.mode == "subgrid":
+            return (b, c, -(-h // self.d), -(-w // self.d))
+        return tuple(size)
+
     def ungrid_input_grad(self, g: torch.Tensor, size: torch.Size) -> torch.Tensor:
         if self.mode == "phases":
             return _from_phases(g, self.d, size)
@@ -149,11 +158,21 @@ class _ReLUConv2d(torch.autograd.Function):
         x, w, pw = ctx.saved_tensors
         geo, (w_dtype, pw_dtype) = ctx.geo, ctx.dtypes
         need_x, need_w, need_pw = ctx.needs_input_grad[:3]
-        r = geo.grid_input(x.relu() if ctx.relu else x)
+        need_pw = need_pw and pw is not None
         g = geo.grid_output_grad(grad.to(x.dtype))
+        # the input gradients read only the weights: with frozen weights (an alpha step),
+        # neither the ReLU nor the depthwise output is recomputed, and placeholders carry
+        # the shapes
+        if need_w or need_pw:
+            r = geo.grid_input(x.relu() if ctx.relu else x)
+        else:
+            r = _placeholder(geo.grid_shape(x.shape), x)
         gpw = None
         if pw is not None:
-            z = torch.conv2d(r, w, None, *geo.args, geo.groups)
+            if need_pw:
+                z = torch.conv2d(r, w, None, *geo.args, geo.groups)
+            else:
+                z = _placeholder((g.shape[0], w.shape[0], *g.shape[2:]), x)
             g, gpw, _ = _conv_backward(g, z, pw, _POINTWISE, 1, (True, need_pw))
         gx, gw, _ = _conv_backward(g, r, w, geo.args, geo.groups, (need_x, need_w))
         if gx is not None:
@@ -166,6 +185,13 @@ class _ReLUConv2d(torch.autograd.Function):
 
 
 _POINTWISE = ([1, 1], [0, 0], [1, 1])
+
+
+def _placeholder(shape: tuple[int, ...] | torch.Size, like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor of ``shape`` in ``like``'s dtype, device and layout."""
+    return torch.empty(
+        shape, dtype=like.dtype, device=like.device, memory_format=_memory_format(like)
+    )
 
 
 def _conv_backward(
