@@ -12,8 +12,10 @@ paper's evaluation does); the table also shows how many that is and the Spearman
 over all archs with the non-finite ones ranked worst (as a search would see them).
 
 Every (arch, proxy) result is appended to a JSONL cache as it is produced, tagged with the
-seed and batch sizes, so a killed run continues where it stopped; ``--report-only`` prints the table from the cache over the archs
-that are complete so far. Example::
+seed and batch sizes, so a killed run continues where it stopped; ``--report-only`` prints the
+table from the cache over the archs that are complete so far. ``--shard I/N`` splits the archs
+over N processes that share the cache (on 2 cores, two single-thread shards outpace one
+two-thread run). Example::
 
     nice .venv/bin/python scripts/bench_proxies.py --n-archs 1000 --seed 0 \
         --out outputs/bench/proxies.json
@@ -150,6 +152,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--plots", type=Path, default=Path("outputs/bench/plots"))
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument(
+        "--shard",
+        default="0/1",
+        metavar="I/N",
+        help="compute only archs I, I+N, I+2N, ... (run N processes sharing one cache)",
+    )
+    p.add_argument(
         "--report-only", action="store_true", help="summarise the cache, compute nothing"
     )
     return p.parse_args()
@@ -193,7 +201,12 @@ def main() -> None:
             )
             for name in args.proxies
         }
+        shard, shards = (int(v) for v in args.shard.split("/"))
+        if not 0 <= shard < shards:
+            raise SystemExit(f"--shard {args.shard}: expected I/N with 0 <= I < N")
         for i, arch_str in enumerate(archs):
+            if i % shards != shard:
+                continue
             for name, evaluator in evaluators.items():
                 if (arch_str, name) in done:
                     continue
