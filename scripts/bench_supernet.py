@@ -18,6 +18,9 @@ memory is its own: peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA.
 * ``weights``: the weight step alone.
 
 img/s = images through forward and backward per second, median over the timed steps.
+``--repeats R`` measures R rounds of both variants, alternating their order, and reports the
+median img/s per variant and the median of the rounds' speedups (a drifting machine speed
+then biases neither variant).
 ``--precision bf16`` runs ``ours`` under bf16 autocast; ``naive`` stays fp32 (the reference).
 
 Usage: ``python scripts/bench_supernet.py --device cpu --precision fp32 --batch 64
@@ -203,22 +206,42 @@ def measure_in_fresh_process(variant: str, kind: str, argv: list[str]) -> dict[s
     return json.loads(out.strip().splitlines()[-1])
 
 
+def measure_paired(kind: str, argv: list[str], repeats: int) -> list[dict[str, dict[str, float]]]:
+    """``repeats`` rounds of both variants, each in a fresh process, the order alternating
+    between rounds so that a machine whose speed drifts favours neither."""
+    rounds = []
+    for r in range(repeats):
+        order = VARIANTS if r % 2 == 0 else VARIANTS[::-1]
+        rounds.append({v: measure_in_fresh_process(v, kind, argv) for v in order})
+    return rounds
+
+
 def report(
-    kind: str, results: dict[str, dict[str, float]], args: argparse.Namespace
+    kind: str, rounds: list[dict[str, dict[str, float]]], args: argparse.Namespace
 ) -> dict[str, object]:
-    ours, naive = results["ours"], results["naive"]
+    """Per variant, the median img/s and the largest peak memory over the rounds; the speedup
+    is the median of the rounds' own ratios."""
+    results = {
+        v: {
+            "img_per_s": statistics.median(r[v]["img_per_s"] for r in rounds),
+            "peak_mem_mb": max(r[v]["peak_mem_mb"] for r in rounds),
+        }
+        for v in VARIANTS
+    }
+    ratios = [r["ours"]["img_per_s"] / r["naive"]["img_per_s"] for r in rounds]
     summary = {
         "device": args.device,
         "precision": args.precision,
         "variants": results,
-        "speedup": ours["img_per_s"] / naive["img_per_s"],
-        "mem_ratio": ours["peak_mem_mb"] / naive["peak_mem_mb"],
+        "speedup": statistics.median(ratios),
+        "mem_ratio": results["ours"]["peak_mem_mb"] / results["naive"]["peak_mem_mb"],
     }
     mem = "peak RSS" if args.device == "cpu" else "peak alloc"
     print(
         f"\n{kind} step, batch {args.batch}, C={args.c}, {args.layers} cells, "
         f"{args.size}x{args.size}, {args.device}, ours {args.precision} / naive fp32, "
-        f"{args.steps} timed steps after {args.warmup} warm-up"
+        f"{args.steps} timed steps after {args.warmup} warm-up, {len(rounds)} round(s) "
+        f"(speedups {', '.join(f'{r:.2f}' for r in ratios)})"
     )
     print(f"| variant | img/s | {mem} (MB) |\n|---|---:|---:|")
     for variant, r in results.items():
@@ -238,6 +261,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--steps", type=int, default=3, help="timed steps")
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument(
+        "--repeats", type=int, default=1, help="rounds of both variants, order alternating"
+    )
     p.add_argument("--kinds", default="bilevel,weights", help="of: " + ",".join(STEP_KINDS))
     p.add_argument("--check-batch", type=int, default=4, help="batch of the equality check")
     p.add_argument("--compile", action="store_true", help="torch.compile ours")
@@ -260,8 +286,7 @@ def main(argv: list[str]) -> None:
     print("ours and naive agree: loss and gradients (weights, alphas) within tolerance")
     summaries = []
     for kind in args.kinds.split(","):
-        results = {v: measure_in_fresh_process(v, kind, argv) for v in VARIANTS}
-        summaries.append(report(kind, results, args))
+        summaries.append(report(kind, measure_paired(kind, argv, args.repeats), args))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(summaries[0], f, indent=2)
