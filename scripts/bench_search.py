@@ -59,6 +59,8 @@ def make_searches(args: argparse.Namespace, table: NB201Table) -> dict[str, Sear
         explore=args.explore,
         prescreen_keep=args.prescreen_keep,
         prescreen_pool=args.prescreen_pool,
+        restart=args.restart,
+        restart_size=args.restart_size,
     )
     proxy = TabularEvaluator(args.proxy, table=table, source=f"proxy:{args.proxy}")
 
@@ -204,6 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--explore", type=float, default=RefineConfig.explore)
     p.add_argument("--prescreen-keep", type=float, default=RefineConfig.prescreen_keep)
     p.add_argument("--prescreen-pool", type=int, default=RefineConfig.prescreen_pool)
+    p.add_argument("--restart", type=int, default=RefineConfig.restart, help="0: never restart")
+    p.add_argument("--restart-size", type=int, default=RefineConfig.restart_size)
     p.add_argument(
         "--full-runs",
         action="store_true",

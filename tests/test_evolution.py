@@ -126,6 +126,41 @@ def test_refine_prescreen_spends_no_budget() -> None:
     assert {e.score.source for e in run.history} == {"toy"}
 
 
+class FlatEvaluator(ToyEvaluator):
+    """The same score for every arch: no query ever improves the best."""
+
+    def evaluate(self, archs):
+        self.calls += archs
+        return [Score(1.0, "flat", Cost(0.0, 1)) for _ in archs]
+
+
+def flat_refine(ev, budget, restart, archive=None):
+    return refine(
+        ev,
+        budget,
+        random.Random(0),
+        lambda s: DeltaPredictor(s, TrainConfig(steps=20, warm_steps=5)),
+        archive=archive,
+        cfg=RefineConfig(init_size=8, q=2, restart=restart, restart_size=5),
+    )
+
+
+def test_refine_restarts_a_stalled_local_search(tmp_path) -> None:
+    def stages(restart: int) -> list[str]:
+        return [e.stage for e in flat_refine(FlatEvaluator(), 40, restart).history]
+
+    # after `restart` queries without improvement, `restart_size` fresh random archs start anew
+    block = ["refine"] * 6 + ["restart"] * 5
+    assert stages(6) == ["init"] * 8 + block + block + ["refine"] * 6 + ["restart"] * 4
+    assert stages(0) == ["init"] * 8 + ["refine"] * 32
+    # a run resumed from its archive replays its restarts and continues like an unbroken one
+    full, first, second = FlatEvaluator(), FlatEvaluator(), FlatEvaluator()
+    flat_refine(full, 40, 6)
+    flat_refine(first, 17, 6, Archive(SPACE, tmp_path / "a.jsonl"))
+    flat_refine(second, 40, 6, Archive(SPACE, tmp_path / "a.jsonl"))
+    assert first.calls + second.calls == full.calls
+
+
 def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="budget"):
         random_search(ToyEvaluator(), 0, random.Random(0))
@@ -133,3 +168,5 @@ def test_bad_inputs() -> None:
         regularized_evolution(ToyEvaluator(), 5, random.Random(0), sample_size=20)
     with pytest.raises(ValueError, match=r"refine\.q"):
         RefineConfig(q=0)
+    with pytest.raises(ValueError, match=r"refine\.restart"):
+        RefineConfig(restart=-1)
