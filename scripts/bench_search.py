@@ -221,7 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
+    start = time.perf_counter()
     table = NB201Table(args.data_dir)
+    print(f"table loaded in {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
     metric = METRICS[args.dataset]
     optimum = float(table.column(metric).max())
     searches = make_searches(args, table)
