@@ -1,4 +1,8 @@
+import csv
+import gzip
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +62,48 @@ def test_proxy_gaps_score_minus_inf(table: NB201Table) -> None:
     ev = TabularEvaluator("naswot_score_cifar10", table=table, source="proxy:naswot")
     (score,) = ev.evaluate([table.space.from_str(table.arch_strs[gap])])
     assert score.value == -math.inf and score.source == "proxy:naswot"
+
+
+def test_convert_nb201_writes_a_table_that_loads(tmp_path: Path, table: NB201Table) -> None:
+    """scripts/convert_nb201.py on a stand-in of the official API (which needs a multi-GB file)."""
+    spec = importlib.util.spec_from_file_location(
+        "convert_nb201", Path(__file__).resolve().parents[1] / "scripts" / "convert_nb201.py"
+    )
+    convert = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convert)
+
+    class StubAPI:
+        strs = table.arch_strs[:3]
+
+        def __len__(self) -> int:
+            return len(self.strs)
+
+        def arch(self, index: int) -> str:
+            return self.strs[index]
+
+        def get_more_info(self, index, dataset, iepoch=None, hp="12", is_random=True):
+            assert is_random is False  # trial means
+            base = 90.0 if hp == "200" else 60.0
+            return {
+                "valid-accuracy": base + index,
+                "test-accuracy": base + index + 0.5,
+                **({"valtest-accuracy": base + index + 0.25} if dataset == "cifar10-valid" else {}),
+            }
+
+        def get_cost_info(self, index, dataset, hp="12"):
+            return {"params": 0.1 * (index + 1), "flops": 10.0 * (index + 1), "latency": 0.01}
+
+    convert.write_table(StubAPI(), tmp_path)
+    converted = NB201Table(tmp_path)
+    assert converted.arch_strs == table.arch_strs[:3]
+    assert list(converted.column("cifar10_test_200")) == [90.5, 91.5, 92.5]
+    assert list(converted.column("cifar10_valid_test_200")) == [90.25, 91.25, 92.25]
+    assert list(converted.column("imagenet16_valid_12")) == [60.0, 61.0, 62.0]
+    assert converted.column("params_cifar10_api_M")[2] == pytest.approx(0.3)
+    with pytest.raises(KeyError, match="naswot_score_cifar10"):
+        converted.column("naswot_score_cifar10")  # only in the shipped zero-cost file
+    with gzip.open(tmp_path / "nb201_accuracy.csv.gz", "rt") as f:
+        written = next(csv.DictReader(f))
+    with gzip.open(DEFAULT_NB201_DIR / "nb201_accuracy.csv.gz", "rt") as f:
+        shipped = next(csv.DictReader(f))
+    assert [written[e] for e in convert.EDGES] == [shipped[e] for e in convert.EDGES]

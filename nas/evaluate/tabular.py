@@ -50,22 +50,23 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 class NB201Table:
     """Every numeric column of the NAS-Bench-201 files, one value per cell.
 
-    ``data_dir`` (default :data:`DEFAULT_NB201_DIR`) holds :data:`NB201_FILES`. The accuracy
-    file is read at construction; the other files are read on the first request of one of
-    their columns and joined by row index (their arch strings are checked against it).
-    Missing values (e.g. NASWOT of degenerate cells) are NaN.
+    ``data_dir`` (default :data:`DEFAULT_NB201_DIR`) holds :data:`NB201_FILES`; only the
+    accuracy file is required (``scripts/convert_nb201.py`` writes it from the official
+    benchmark file). It is read at construction; the other files, where present, are read on
+    the first request of one of their columns and joined by row index (their arch strings are
+    checked against it). Missing values (e.g. NASWOT of degenerate cells) are NaN.
     """
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else DEFAULT_NB201_DIR
         self.space: NB201Space = get_space("nb201")  # type: ignore[assignment]
         paths = [self.data_dir / name for name in NB201_FILES]
-        for path in paths:
-            if not path.exists():
-                raise FileNotFoundError(
-                    f"NAS-Bench-201 table {path} not found; set the table directory "
-                    "(NB201Table(data_dir=...), or --data-dir in the benchmark scripts)"
-                )
+        if not paths[0].exists():
+            raise FileNotFoundError(
+                f"NAS-Bench-201 table {paths[0]} not found; set the table directory "
+                "(NB201Table(data_dir=...), or --data-dir in the benchmark scripts), or write "
+                "it from the official benchmark file with scripts/convert_nb201.py"
+            )
         header, rows = _read_rows(paths[0])
         self.arch_strs: list[str] = [r[header.index("arch_str")] for r in rows]
         self.row_of: dict[str, int] = {s: i for i, s in enumerate(self.arch_strs)}
@@ -73,7 +74,7 @@ class NB201Table:
         self._store(header, rows)
         #: column name -> file that holds it (lazy files are read on first use)
         self._file_of: dict[str, Path] = {c: paths[0] for c in self._columns}
-        for path in paths[1:]:
+        for path in (p for p in paths[1:] if p.exists()):
             for c in _read_header(path):
                 if c not in _KEY_COLUMNS and c not in self._file_of:
                     self._file_of[c] = path
