@@ -122,10 +122,12 @@ def _sep_conv(op: SepConv, x: torch.Tensor, scale: Scale, shared: SharedWork | N
 
 def _pool(op: Pool, x: torch.Tensor, scale: Scale, shared: SharedWork | None):
     pool, *bn = op
-    if isinstance(pool, nn.MaxPool2d):
-        pooled = lambda: max_pool2d_recomputing(x, pool.kernel_size, pool.stride, pool.padding)  # noqa: E731
-    else:
-        pooled = lambda: pool(x)  # noqa: E731
+
+    def pooled() -> torch.Tensor:
+        if isinstance(pool, nn.MaxPool2d):
+            return max_pool2d_recomputing(x, pool.kernel_size, pool.stride, pool.padding)
+        return pool(x)
+
     if shared is None:
         y = pooled()
     else:
