@@ -157,8 +157,7 @@ class _ReLUConv2d(torch.autograd.Function):
     def backward(ctx: FunctionCtx, grad: torch.Tensor):  # type: ignore[override]
         x, w, pw = ctx.saved_tensors
         geo, (w_dtype, pw_dtype) = ctx.geo, ctx.dtypes
-        need_x, need_w, need_pw = ctx.needs_input_grad[:3]
-        need_pw = need_pw and pw is not None
+        need_x, need_w, need_pw = ctx.needs_input_grad[:3]  # need_pw is False without pw
         g = geo.grid_output_grad(grad.to(x.dtype))
         # the input gradients read only the weights: with frozen weights (an alpha step),
         # neither the ReLU nor the depthwise output is recomputed, and placeholders carry

@@ -36,6 +36,11 @@ __all__ = ["lean_batch_norm", "lean_forward"]
 Scale = torch.Tensor | None
 
 
+def _uses_batch_stats(bn: nn.BatchNorm2d) -> bool:
+    """Whether ``bn`` normalises with the batch's statistics (as ``nn.BatchNorm2d`` decides)."""
+    return bn.training or (bn.running_mean is None and bn.running_var is None)
+
+
 def _bn_args(
     bn: nn.BatchNorm2d,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, bool, float]:
@@ -46,9 +51,9 @@ def _bn_args(
         bn.num_batches_tracked.add_(1)
         if bn.momentum is None:
             momentum = 1.0 / float(bn.num_batches_tracked)
-    training = bn.training or (bn.running_mean is None and bn.running_var is None)
     keep = not bn.training or bn.track_running_stats
-    return (bn.running_mean if keep else None, bn.running_var if keep else None, training, momentum)
+    running = (bn.running_mean, bn.running_var) if keep else (None, None)
+    return (*running, _uses_batch_stats(bn), momentum)
 
 
 def lean_batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, scale: Scale = None) -> torch.Tensor:
@@ -133,7 +138,7 @@ def _pool(op: Pool, x: torch.Tensor, scale: Scale, shared: SharedWork | None):
     else:
         key = ("pool", type(pool).__name__, pool.extra_repr())
         y = shared.memo(x, key, pooled)
-        if bn and not bn[0].affine and (bn[0].training or bn[0].running_mean is None):
+        if bn and not bn[0].affine and _uses_batch_stats(bn[0]):
             return _scaled(_shared_batch_norm(bn[0], x, y, shared, key), scale)
     return lean_batch_norm(bn[0], y, scale) if bn else _scaled(y, scale)
 
