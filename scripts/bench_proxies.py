@@ -129,6 +129,17 @@ def scatter(path: Path, name: str, scores: list[float], accs: list[float], rho: 
     plt.close(fig)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``."""
+    try:
+        shard, shards = (int(v) for v in text.split("/"))
+    except ValueError:
+        shard, shards = -1, 0
+    if not 0 <= shard < shards:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, e.g. 0/2; got {text!r}")
+    return shard, shards
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n-archs", type=int, default=1000)
@@ -153,7 +164,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument(
         "--shard",
-        default="0/1",
+        type=parse_shard,
+        default=(0, 1),
         metavar="I/N",
         help="compute only archs I, I+N, I+2N, ... (run N processes sharing one cache)",
     )
@@ -201,9 +213,7 @@ def main() -> None:
             )
             for name in args.proxies
         }
-        shard, shards = (int(v) for v in args.shard.split("/"))
-        if not 0 <= shard < shards:
-            raise SystemExit(f"--shard {args.shard}: expected I/N with 0 <= I < N")
+        shard, shards = args.shard
         for i, arch_str in enumerate(archs):
             if i % shards != shard:
                 continue
