@@ -82,13 +82,14 @@ def test_convert_nb201_writes_a_table_that_loads(tmp_path: Path, table: NB201Tab
             return self.strs[index]
 
         def get_more_info(self, index, dataset, iepoch=None, hp="12", is_random=True):
+            """The keys the real API returns per dataset, values telling datasets apart."""
             assert is_random is False  # trial means
-            base = 90.0 if hp == "200" else 60.0
-            return {
-                "valid-accuracy": base + index,
-                "test-accuracy": base + index + 0.5,
-                **({"valtest-accuracy": base + index + 0.25} if dataset == "cifar10-valid" else {}),
-            }
+            base = (90.0 if hp == "200" else 60.0) + index
+            if dataset == "cifar10-valid":  # x-valid and the CIFAR-10 test set
+                return {"valid-accuracy": base, "test-accuracy": base + 0.25}
+            if dataset == "cifar10":  # the CIFAR-10 test set only
+                return {"test-accuracy": base + 0.5}
+            return {"valid-accuracy": base - 1, "test-accuracy": base - 2, "valtest-accuracy": 0}
 
         def get_cost_info(self, index, dataset, hp="12"):
             return {"params": 0.1 * (index + 1), "flops": 10.0 * (index + 1), "latency": 0.01}
@@ -98,7 +99,8 @@ def test_convert_nb201_writes_a_table_that_loads(tmp_path: Path, table: NB201Tab
     assert converted.arch_strs == table.arch_strs[:3]
     assert list(converted.column("cifar10_test_200")) == [90.5, 91.5, 92.5]
     assert list(converted.column("cifar10_valid_test_200")) == [90.25, 91.25, 92.25]
-    assert list(converted.column("imagenet16_valid_12")) == [60.0, 61.0, 62.0]
+    assert list(converted.column("imagenet16_valid_12")) == [59.0, 60.0, 61.0]
+    assert list(converted.column("cifar100_test_200")) == [88.0, 89.0, 90.0]
     assert converted.column("params_cifar10_api_M")[2] == pytest.approx(0.3)
     with pytest.raises(KeyError, match="naswot_score_cifar10"):
         converted.column("naswot_score_cifar10")  # only in the shipped zero-cost file
@@ -107,3 +109,11 @@ def test_convert_nb201_writes_a_table_that_loads(tmp_path: Path, table: NB201Tab
     with gzip.open(DEFAULT_NB201_DIR / "nb201_accuracy.csv.gz", "rt") as f:
         shipped = next(csv.DictReader(f))
     assert [written[e] for e in convert.EDGES] == [shipped[e] for e in convert.EDGES]
+
+    class WrongFile(StubAPI):
+        def get_more_info(self, index, dataset, iepoch=None, hp="12", is_random=True):
+            return {"train-accuracy": 50.0}
+
+    with pytest.raises(KeyError, match="no 'valid-accuracy' for dataset 'cifar10-valid'"):
+        convert.write_table(WrongFile(), tmp_path / "wrong")
+    assert not any((tmp_path / "wrong").iterdir())  # no partial table left behind
