@@ -5,6 +5,7 @@ import torch
 
 from nas.spaces import DARTS_OPS, NB201_OPS, ArchError, Genotype, get_space
 from nas.spaces.darts import EDGE_INDEX
+from nas.spaces.ops import cat_channels
 
 NB201_BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 # DARTS_V2 as published in the DARTS paper's code (genotypes.py), with range() concat.
@@ -153,3 +154,22 @@ def test_standalone_subnet_runs(name):
     )
     net = space.build_subnet(space.sample(random.Random(5)), num_classes=7, in_channels=1)
     assert net(torch.randn(2, 1, 16, 16)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_cat_channels_is_cat_with_dense_gradients_in_channels_last(channels_last):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    g = torch.Generator().manual_seed(0)
+    xs = [
+        torch.randn(2, c, 3, 4, generator=g).contiguous(memory_format=fmt).requires_grad_()
+        for c in (2, 3)
+    ]
+    out = cat_channels(xs)
+    torch.testing.assert_close(out, torch.cat(xs, dim=1), rtol=0, atol=0)
+    upstream = torch.randn(out.shape, generator=g).contiguous(memory_format=fmt)
+    grads = torch.autograd.grad(out, xs, upstream)
+    for grad, expected in zip(grads, upstream.split([2, 3], dim=1), strict=True):
+        torch.testing.assert_close(grad, expected, rtol=0, atol=0)
+        # channels_last: dense copies; otherwise the output gradient's slices, as torch.cat's
+        assert grad.is_contiguous(memory_format=torch.channels_last) == channels_last
+        assert (grad.data_ptr() == expected.data_ptr()) != channels_last

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from nas.spaces.base import ArchError, OpWeights, SearchSpace, register_space
-from nas.spaces.ops import FactorizedReduce, ReLUConvBN, make_op
+from nas.spaces.ops import FactorizedReduce, ReLUConvBN, cat_channels, make_op
 
 DARTS_OPS = (
     "none",
@@ -139,7 +139,7 @@ class DartsCell(nn.Module):
             if nodes[i] is None:
                 raise ArchError(f"node {i} of a DARTS cell has no input edge")
             states.append(nodes[i])
-        return torch.cat([states[s] for s in self.concat], dim=1)
+        return cat_channels([states[s] for s in self.concat])
 
 
 class DartsNetwork(nn.Module):

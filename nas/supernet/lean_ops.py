@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.spaces.ops import DilConv, FactorizedReduce, Pool, ReLUConvBN, SepConv
+from nas.spaces.ops import DilConv, FactorizedReduce, Pool, ReLUConvBN, SepConv, cat_channels
 from nas.supernet.functional import (
     ConvGeometry,
     batch_norm_saving_output,
@@ -154,7 +154,7 @@ def _factorized_reduce(
     a = _relu_conv(op.conv_1, x, shared=shared)
     b = _relu_conv(op.conv_2, shifted, shared=shared)
     b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
-    return lean_batch_norm(op.bn, torch.cat([a, b], dim=1), scale)
+    return lean_batch_norm(op.bn, cat_channels([a, b]), scale)
 
 
 _LEAN_FORWARDS: dict[type[nn.Module], Callable[..., torch.Tensor]] = {
