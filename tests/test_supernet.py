@@ -159,6 +159,8 @@ def _grads(f, *inputs):
         (3, 1, 2, 2, 4, True),  # dil_conv_3x3 (sub-grid phases)
         (5, 2, 4, 2, 4, True),  # dil_conv_5x5, reduction (sub-grid (0, 0))
         (5, 1, 2, 1, 4, True),  # sep_conv_5x5
+        (5, 2, 2, 1, 4, True),  # sep_conv_5x5, reduction
+        (5, 1, 4, 2, 4, True),  # dil_conv_5x5 (sub-grid phases)
         (1, 2, 0, 1, 1, False),  # factorized reduce's strided 1x1
         (3, 1, 2, 2, 4, False),
     ],

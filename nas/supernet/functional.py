@@ -173,7 +173,12 @@ class _ReLUConv2d(torch.autograd.Function):
             else:
                 z = _placeholder((g.shape[0], w.shape[0], *g.shape[2:]), x)
             g, gpw, _ = _conv_backward(g, z, pw, _POINTWISE, 1, (True, need_pw))
-        gx, gw, _ = _conv_backward(g, r, w, geo.args, geo.groups, (need_x, need_w))
+        blocked = need_w and _weight_grad_in_blocks(r, w, geo)
+        gx, gw = None, None
+        if need_x or (need_w and not blocked):
+            gx, gw, _ = _conv_backward(g, r, w, geo.args, geo.groups, (need_x, not blocked))
+        if blocked:
+            gw = _depthwise_weight_grad(g, r, w.shape[-1], geo.stride)
         if gx is not None:
             gx = geo.ungrid_input_grad(gx, x.shape)
             if ctx.relu:
@@ -204,6 +209,46 @@ def _conv_backward(
     return torch.ops.aten.convolution_backward(
         grad, x, w, None, *args, False, [0, 0], groups, [*need, False]
     )
+
+
+def _weight_grad_in_blocks(x: torch.Tensor, w: torch.Tensor, geo: ConvGeometry) -> bool:
+    """Whether the weight gradient of this depthwise convolution is computed by
+    :func:`_depthwise_weight_grad`: on CPU, oneDNN's is 2-9x slower for square kernels wider
+    than 3 (5x5) than for 3-wide ones (torch 2.14)."""
+    k = w.shape[-1]
+    return (
+        x.device.type == "cpu"
+        and w.shape[1] == 1
+        and geo.groups == x.shape[1] == w.shape[0]
+        and w.shape[-2] == k > 3
+        and k % 2 == 1
+        and geo.dilation == 1
+        and geo.padding == k // 2
+    )
+
+
+def _depthwise_weight_grad(
+    grad: torch.Tensor, x: torch.Tensor, k: int, stride: int
+) -> torch.Tensor:
+    """The weight gradient ``[C, 1, k, k]`` of the depthwise, same-padded ``k x k``
+    convolution of ``x`` (``[B, C, H, W]``, odd ``k``) with ``stride``, assembled from blocks
+    three columns wide (and three rows high when the kernel is taller than the input): a block
+    of kernel offsets ``j0 .. j0 + 2`` is the weight gradient of a 3-wide kernel over ``x``
+    shifted by ``j0`` (``F.pad`` crops and pads). Overlapping blocks agree."""
+    p = k // 2
+    starts = [*range(-p, p - 2, 3), p - 2]
+    c = x.shape[1]
+    gw = x.new_empty(c, 1, k, k)
+    row_blocks = [(-p, k)] if x.shape[-2] >= k else [(i0, 3) for i0 in starts]
+    for i0, kh in row_blocks:
+        rows = () if kh == k else (-i0, i0 + 2)
+        for j0 in starts:
+            shifted = torch.nn.functional.pad(x, (-j0, j0 + 2, *rows))
+            block = torch.empty(c, 1, kh, 3, dtype=x.dtype, device=x.device)
+            args = ([stride] * 2, [p if kh == k else 0, 0], [1, 1])
+            _, gw_block, _ = _conv_backward(grad, shifted, block, args, c, (False, True))
+            gw[:, :, i0 + p : i0 + p + kh, j0 + p : j0 + p + 3] = gw_block
+    return gw
 
 
 def relu_conv2d(
