@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from nas.spaces import DartsSpace, NB201Space
-from nas.supernet import MixedOp, build_supernet
+from nas.supernet import MixedOp, build_supernet, functional
 from nas.supernet.functional import (
     batch_norm_saving_output,
     max_pool2d_recomputing,
@@ -274,9 +274,10 @@ def test_shared_pooling_keeps_each_edges_running_statistics():
     [(3, 1, 2, 2, True), (5, 2, 4, 2, True), (5, 1, 2, 1, True), (1, 2, 0, 1, False)],
 )
 def test_relu_conv2d_input_gradient_with_frozen_weights(
-    kernel, stride, padding, dilation, pointwise
+    kernel, stride, padding, dilation, pointwise, monkeypatch
 ):
-    """Frozen weights (an alpha step) skip the recomputations, not the input gradient."""
+    """Frozen weights (an alpha step) skip the recomputations and every weight gradient, not
+    the input gradient."""
     g = torch.Generator().manual_seed(0)
     groups = 4 if kernel > 1 else 1
     x = torch.randn(2, 4, 8, 8, generator=g).contiguous(memory_format=torch.channels_last)
@@ -290,6 +291,12 @@ def test_relu_conv2d_input_gradient_with_frozen_weights(
     y, (gx, *_) = _grads(lean, *tensors)
     x_only = x.detach().clone().requires_grad_()
     y_frozen = lean(x_only, *tensors[1:])
+    asked = []
+    conv_backward = functional._conv_backward
+    monkeypatch.setattr(
+        functional, "_conv_backward", lambda *a: asked.append(a[-1]) or conv_backward(*a)
+    )
     y_frozen.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
+    assert asked and all(need == (True, False) for need in asked)
     torch.testing.assert_close(y_frozen.detach(), y)
     torch.testing.assert_close(x_only.grad, gx)

@@ -176,7 +176,9 @@ class _ReLUConv2d(torch.autograd.Function):
         blocked = need_w and _weight_grad_in_blocks(r, w, geo)
         gx, gw = None, None
         if need_x or (need_w and not blocked):
-            gx, gw, _ = _conv_backward(g, r, w, geo.args, geo.groups, (need_x, not blocked))
+            gx, gw, _ = _conv_backward(
+                g, r, w, geo.args, geo.groups, (need_x, need_w and not blocked)
+            )
         if blocked:
             gw = _depthwise_weight_grad(g, r, w.shape[-1], geo.stride)
         if gx is not None:
