@@ -176,11 +176,10 @@ class _ReLUConv2d(torch.autograd.Function):
                 z = _placeholder((g.shape[0], w.shape[0], *g.shape[2:]), x)
             g, gpw, _ = _conv_backward(g, z, pw, _POINTWISE, 1, (True, need_pw))
         blocked = need_w and _weight_grad_in_blocks(r, w, geo)
+        native_w = need_w and not blocked
         gx, gw = None, None
-        if need_x or (need_w and not blocked):
-            gx, gw, _ = _conv_backward(
-                g, r, w, geo.args, geo.groups, (need_x, need_w and not blocked)
-            )
+        if need_x or native_w:
+            gx, gw, _ = _conv_backward(g, r, w, geo.args, geo.groups, (need_x, native_w))
         if blocked:
             gw = _depthwise_weight_grad(g, r, w.shape[-1], geo.stride)
         if gx is not None:
@@ -248,7 +247,7 @@ def _depthwise_weight_grad(
         rows = () if kh == k else (-i0, i0 + 2)
         for j0 in starts:
             shifted = torch.nn.functional.pad(x, (-j0, j0 + 2, *rows))
-            block = torch.empty(c, 1, kh, 3, dtype=x.dtype, device=x.device)
+            block = x.new_empty(c, 1, kh, 3)  # its shape only
             args = ([stride] * 2, [p if kh == k else 0, 0], [1, 1])
             _, gw_block, _ = _conv_backward(grad, shifted, block, args, c, (False, True))
             gw[:, :, i0 + p : i0 + p + kh, j0 + p : j0 + p + 3] = gw_block
