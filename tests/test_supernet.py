@@ -165,7 +165,7 @@ def _grads(f, *inputs):
         (3, 1, 2, 2, 4, False),
     ],
 )
-@pytest.mark.parametrize("size", [8, 7])
+@pytest.mark.parametrize("size", [8, 7, 4])  # 4: 5x5 kernels taller than the input
 def test_relu_conv2d_equals_relu_then_convs(
     channels_last, kernel, stride, padding, dilation, groups, pointwise, size
 ):
