@@ -35,7 +35,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-EDGES = ("e0_1", "e0_2", "e1_2", "e0_3", "e1_3", "e2_3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nas.spaces import NB201Space
+from nas.spaces.nb201 import NB201_EDGES
+
+EDGES = tuple(f"e{i}_{j}" for i, j in NB201_EDGES)
 #: column -> (benchmark dataset, hp, key of ``get_more_info``)
 ACCURACIES: dict[str, tuple[str, str, str]] = {
     "cifar10_valid_200": ("cifar10-valid", "200", "valid-accuracy"),
@@ -72,19 +77,13 @@ class BenchmarkAPI(Protocol):
     def get_cost_info(self, index: int, dataset: str, hp: str = "12") -> dict[str, Any]: ...
 
 
-def edge_ops(arch_str: str) -> list[str]:
-    """The op of each edge of an NB201 arch string, in the order of :data:`EDGES`."""
-    return [
-        tok.split("~")[0] for node in arch_str.strip("|").split("|+|") for tok in node.split("|")
-    ]
-
-
 def rows(api: BenchmarkAPI) -> Iterator[list[object]]:
     """One table row per cell of ``api``, in index order (trial means: ``is_random=False``)."""
+    space = NB201Space()
     for index in range(len(api)):
         arch_str = api.arch(index)
         infos: dict[tuple[str, str], dict[str, Any]] = {}
-        values: list[object] = [index, arch_str, *edge_ops(arch_str)]
+        values: list[object] = [index, arch_str, *space.from_str(arch_str)]
         for dataset, hp, key in ACCURACIES.values():
             if (dataset, hp) not in infos:
                 infos[dataset, hp] = api.get_more_info(index, dataset, hp=hp, is_random=False)
