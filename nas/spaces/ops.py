@@ -28,15 +28,13 @@ __all__ = [
 ]
 
 
-def _is_channels_last(t: torch.Tensor) -> bool:
-    return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
-
-
 class _CatChannels(torch.autograd.Function):
     @staticmethod
     def forward(ctx, *xs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.sizes = [x.shape[1] for x in xs]
-        ctx.channels_last = [_is_channels_last(x) and not x.is_contiguous() for x in xs]
+        ctx.channels_last = [
+            x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() for x in xs
+        ]
         return torch.cat(xs, dim=1)
 
     @staticmethod
