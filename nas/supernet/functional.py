@@ -221,7 +221,6 @@ def _weight_grad_in_blocks(x: torch.Tensor, w: torch.Tensor, geo: ConvGeometry) 
     k = w.shape[-1]
     return (
         x.device.type == "cpu"
-        and w.shape[1] == 1
         and geo.groups == x.shape[1] == w.shape[0]
         and w.shape[-2] == k > 3
         and k % 2 == 1
