@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
@@ -33,18 +34,69 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.load(f)
 
 
+def _line_start(f: BinaryIO, end: int, chunk: int = 1 << 16) -> int:
+    """Offset just past the last newline of ``f`` before ``end`` (0 when there is none)."""
+    pos = end
+    while pos > 0:
+        step = min(chunk, pos)
+        pos -= step
+        f.seek(pos)
+        i = f.read(step).rfind(b"\n")
+        if i >= 0:
+            return pos + i + 1
+    return 0
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def _repair_tail(f: BinaryIO, path: Path) -> None:
+    """Make the last line of ``f`` (opened ``a+b``) a whole one before an append.
+
+    A last line that is not valid JSON (a run killed mid-write) is cut off with a warning;
+    a valid one that only lacks its newline gets it. So the next record starts a line.
+    """
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    f.seek(size - 1)
+    terminated = f.read(1) == b"\n"
+    start = _line_start(f, size - terminated)
+    f.seek(start)
+    tail = f.read()
+    whole = _is_json(tail) if tail.strip() else terminated  # a blank line counts once ended
+    if whole:
+        if not terminated:
+            f.write(b"\n")
+        return
+    f.truncate(start)
+    warnings.warn(f"{path}: dropped a torn last line ({size - start} bytes)", stacklevel=3)
+
+
 def append_jsonl(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
-    """Append one JSON line and fsync it, so a killed run keeps every finished record."""
+    """Append one JSON line and fsync it, so a killed run keeps every finished record.
+
+    A torn last line left by a killed run is dropped first (with a warning), so the new
+    record is never glued to it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    line = (json.dumps(record) + "\n").encode()
+    with open(path, "a+b") as f:
+        _repair_tail(f, path)
+        f.write(line)
         f.flush()
         os.fsync(f.fileno())
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Records of a JSONL file; a torn last line (a run killed mid-write) is skipped."""
+    """Records of a JSONL file; a torn last line (a run killed mid-write) is skipped with a
+    warning."""
     path = Path(path)
     if not path.exists():
         return
@@ -56,6 +108,10 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         try:
             yield json.loads(line)
         except json.JSONDecodeError:
-            if n >= len(lines) - 2:  # only the last, unterminated line may be torn
+            if n >= len(lines) - 2:  # only the last line may be torn
+                warnings.warn(
+                    f"{path}:{n + 1}: skipped a torn last line ({len(line)} characters)",
+                    stacklevel=2,
+                )
                 return
             raise ValueError(f"{path}:{n + 1} is not valid JSON") from None

@@ -1,5 +1,7 @@
 import json
+import math
 import random
+import zlib
 
 import pytest
 
@@ -7,6 +9,7 @@ from nas.evaluate.base import Cost, Score
 from nas.evolution import (
     Archive,
     RefineConfig,
+    Tracker,
     random_search,
     refine,
     regularized_evolution,
@@ -20,6 +23,8 @@ GOOD = {"nor_conv_3x3": 3.0, "nor_conv_1x1": 2.0, "skip_connect": 1.0}
 
 class ToyEvaluator:
     """Additive score with a ``none`` penalty; records every arch it is asked for."""
+
+    source = "toy"
 
     def __init__(self) -> None:
         self.space = SPACE
@@ -129,6 +134,8 @@ def test_refine_prescreen_spends_no_budget() -> None:
 class FlatEvaluator(ToyEvaluator):
     """The same score for every arch: no query ever improves the best."""
 
+    source = "flat"
+
     def evaluate(self, archs):
         self.calls += archs
         return [Score(1.0, "flat", Cost(0.0, 1)) for _ in archs]
@@ -170,3 +177,122 @@ def test_bad_inputs() -> None:
         RefineConfig(q=0)
     with pytest.raises(ValueError, match=r"refine\.restart"):
         RefineConfig(restart=-1)
+
+
+def test_archive_keeps_one_score_per_source(tmp_path) -> None:
+    path = tmp_path / "archive.jsonl"
+    arch, other = SPACE.sample(random.Random(0)), SPACE.sample(random.Random(1))
+    archive = Archive(SPACE, path)
+    proxy = archive.add(arch, Score(1e9, "proxy:naswot", Cost(0.0, 0)), "prescreen")
+    # a search with another evaluator scores the arch anew instead of reusing the proxy score
+    ev = ToyEvaluator()
+    (toy,) = Tracker(ev, 5, archive).score([arch], stage="refine")
+    assert ev.calls == [arch] and toy.score.source == "toy" and toy.score.value < 1e9
+    again = Archive(SPACE, path)
+    assert again.entries == archive.entries == [proxy, toy]
+    assert again.get(arch, "toy") == toy and again.get(arch, "proxy:naswot") == proxy
+    assert again.has(arch, "toy") and not again.has(other, "toy")
+    assert arch in again and other not in again
+    assert again.best() == proxy and again.best("toy") == toy
+    # the same source is reused without a query
+    ev = ToyEvaluator()
+    assert Tracker(ev, 5, again).score([arch], stage="refine") == [toy] and ev.calls == []
+    with pytest.raises(ValueError, match="already archived with source 'toy'"):
+        again.add(arch, Score(2.0, "toy"), "refine")
+    # a file holding one (arch, source) twice is refused, naming the line
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[1]]) + "\n")
+    with pytest.raises(ValueError, match=r"archive\.jsonl:3: .* twice with source 'toy'"):
+        Archive(SPACE, path)
+
+
+class DegenerateEvaluator(ToyEvaluator):
+    """The toy score, but ``-inf`` (or NaN) for a ``share`` of archs picked by a hash."""
+
+    source = "degenerate"
+
+    def __init__(self, share: float) -> None:
+        super().__init__()
+        self.share = share
+
+    def value(self, arch) -> float:
+        u = zlib.crc32(SPACE.to_str(arch).encode()) / 2**32
+        if u < self.share:
+            return math.nan if u < self.share / 4 else -math.inf
+        return sum(GOOD.get(op, 0.0) * (e + 1) for e, op in enumerate(arch))
+
+    def evaluate(self, archs):
+        self.calls += archs
+        return [Score(self.value(a), self.source, Cost(0.0, 1)) for a in archs]
+
+
+class RecordingPredictor(DeltaPredictor):
+    """A delta predictor that keeps the scores of every fit."""
+
+    def __init__(self, space) -> None:
+        super().__init__(space, TrainConfig(steps=20, warm_steps=5))
+        self.fits: list[list[float]] = []
+
+    def fit(self, archs, scores) -> None:
+        self.fits.append(list(scores))
+        super().fit(archs, scores)
+
+
+@pytest.mark.parametrize("share", [0.6, 0.93])
+def test_refine_never_learns_from_or_mutates_non_finite_scores(share) -> None:
+    ev, predictors = DegenerateEvaluator(share), []
+
+    def make(space) -> RecordingPredictor:
+        predictors.append(RecordingPredictor(space))
+        return predictors[0]
+
+    cfg = RefineConfig(init_size=8, q=3, restart=12, restart_size=4)
+    run = refine(ev, 60, random.Random(0), make, cfg=cfg)
+    assert len(run.history) == len(ev.calls) == 60
+    finite = [math.isfinite(e.score.value) for e in run.history]
+    assert 2 <= sum(finite) < 60 * (1 - share / 2)  # non-finite scores were plentiful
+    # (at 93%, the first 34 archs score -inf, and only the 41st is the second finite one)
+    fits = predictors[0].fits
+    assert fits and all(math.isfinite(v) for fit in fits for v in fit)
+    # each refine step mutates a finite-scored arch of its local search (the archs since the
+    # last restart), or samples afresh while that holds none
+    origin, mutants = 0, 0
+    for i, entry in enumerate(run.history):
+        if entry.stage == "restart" and run.history[i - 1].stage != "restart":
+            origin = i
+        parents = [e.arch for e in run.history[origin:i] if math.isfinite(e.score.value)]
+        if entry.stage == "refine" and parents:
+            assert any(entry.arch in SPACE.neighbours(p) for p in parents), i
+            mutants += 1
+    assert mutants >= 10
+
+
+class RecordingRandom(random.Random):
+    """Keeps every ``sample`` it draws (the tournaments of regularized evolution)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.samples: list[list] = []
+
+    def sample(self, population, k, **kw):
+        out = super().sample(population, k, **kw)
+        self.samples.append(out)
+        return out
+
+
+def test_regularized_tournament_ranks_nan_last(monkeypatch) -> None:
+    parents = []
+    mutate = SPACE.mutate
+
+    def recording_mutate(arch, rng):
+        parents.append(arch)
+        return mutate(arch, rng)
+
+    monkeypatch.setattr(SPACE, "mutate", recording_mutate)
+    rng = RecordingRandom(0)
+    regularized_evolution(DegenerateEvaluator(0.6), 80, rng)
+    assert len(parents) == len(rng.samples) > 50
+    for parent, sample in zip(parents, rng.samples, strict=True):
+        finite = [e for e in sample if math.isfinite(e.score.value)]
+        if finite:
+            assert parent == max(finite, key=lambda e: e.score.value).arch

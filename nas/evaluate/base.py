@@ -31,8 +31,10 @@ class Score:
 
 @runtime_checkable
 class Evaluator(Protocol):
-    """Scores architectures of ``space``; batch calls are the norm."""
+    """Scores architectures of ``space``; batch calls are the norm. ``source`` is what its
+    :class:`Score` objects carry (an archive keeps one score per arch and source)."""
 
     space: SearchSpace
+    source: str
 
     def evaluate(self, archs: Sequence[Arch]) -> list[Score]: ...

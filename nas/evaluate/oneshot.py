@@ -65,6 +65,8 @@ class OneShotEvaluator:
     train/eval mode are restored afterwards. Cost: wall seconds per arch.
     """
 
+    source = "oneshot"
+
     def __init__(
         self,
         supernet: Supernet,
@@ -104,7 +106,7 @@ class OneShotEvaluator:
             for arch in archs:
                 start = time.perf_counter()
                 value = self._accuracy(arch)
-                scores.append(Score(value, "oneshot", Cost(time.perf_counter() - start)))
+                scores.append(Score(value, self.source, Cost(time.perf_counter() - start)))
         finally:
             for bn, state in zip(bns, saved, strict=True):
                 bn.load_state_dict(state)

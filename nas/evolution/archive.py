@@ -1,12 +1,15 @@
 """The archive: every evaluated arch, one JSON line each, appended as it is produced.
 
 Line format (DESIGN.md): ``{"arch": <space string>, "score": float, "source": str,
-"cost": {"seconds": float, "queries": int}, "stage": str}``. An archive holds the scores of one
-evaluator; opening an existing file reads its records back, so a search can resume from it.
+"cost": {"seconds": float, "queries": int}, "stage": str}``. An archive holds one entry per
+(arch, ``source``): another evaluator may score an arch again (a proxy pre-screen, then
+one-shot; one-shot, then trained), the same one never does. Opening an existing file reads
+its records back, so a search can resume from it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +21,11 @@ from nas.io import append_jsonl, read_jsonl
 from nas.spaces import Arch, SearchSpace
 
 
+def ranked(value: float) -> float:
+    """A score value for ranking: NaN counts as ``-inf`` (worst)."""
+    return -math.inf if math.isnan(value) else value
+
+
 @dataclass(frozen=True)
 class Entry:
     """One evaluated arch: its score and the search stage that asked for it."""
@@ -25,6 +33,11 @@ class Entry:
     arch: Arch
     score: Score
     stage: str
+
+    @property
+    def rank(self) -> float:
+        """The score value to rank by (NaN counts as ``-inf``)."""
+        return ranked(self.score.value)
 
     def to_json(self, space: SearchSpace) -> dict[str, Any]:
         return {"arch": space.to_str(self.arch), **self.score.to_json(), "stage": self.stage}
@@ -45,40 +58,54 @@ class Archive:
     """Evaluated archs of ``space`` in evaluation order, mirrored to ``path`` (JSONL) when given.
 
     Opening an existing ``path`` loads its records; :meth:`add` appends and fsyncs one line.
-    An arch is stored at most once.
+    An arch is stored at most once per score source.
     """
 
     def __init__(self, space: SearchSpace, path: str | os.PathLike[str] | None = None) -> None:
         self.space = space
         self.path = Path(path) if path is not None else None
         self.entries: list[Entry] = []
-        self._by_arch: dict[Arch, Entry] = {}
+        self._by_key: dict[tuple[Arch, str], Entry] = {}
+        self._archs: set[Arch] = set()
         if self.path is not None:
             for n, obj in enumerate(read_jsonl(self.path), start=1):
                 entry = Entry.from_json(space, obj)
-                if entry.arch in self._by_arch:
-                    raise ValueError(f"{self.path}:{n}: {obj['arch']} is archived twice")
+                if self.has(entry.arch, entry.score.source):
+                    raise ValueError(
+                        f"{self.path}:{n}: {obj['arch']} is archived twice with source "
+                        f"{entry.score.source!r}"
+                    )
                 self._remember(entry)
 
     def _remember(self, entry: Entry) -> None:
         self.entries.append(entry)
-        self._by_arch[entry.arch] = entry
+        self._by_key[entry.arch, entry.score.source] = entry
+        self._archs.add(entry.arch)
 
     def add(self, arch: Arch, score: Score, stage: str) -> Entry:
-        """Store a new evaluation (and append it to the file); an archived arch raises."""
-        if arch in self._by_arch:
-            raise ValueError(f"{self.space.to_str(arch)} is already archived")
+        """Store a new evaluation (and append it to the file); an arch already archived with
+        ``score.source`` raises."""
+        if self.has(arch, score.source):
+            raise ValueError(
+                f"{self.space.to_str(arch)} is already archived with source {score.source!r}"
+            )
         entry = Entry(arch, score, stage)
         if self.path is not None:
             append_jsonl(self.path, entry.to_json(self.space))
         self._remember(entry)
         return entry
 
-    def get(self, arch: Arch) -> Entry | None:
-        return self._by_arch.get(arch)
+    def get(self, arch: Arch, source: str) -> Entry | None:
+        """The entry of ``arch`` scored by ``source``, if archived."""
+        return self._by_key.get((arch, source))
+
+    def has(self, arch: Arch, source: str) -> bool:
+        """Whether ``arch`` is archived with a score from ``source``."""
+        return (arch, source) in self._by_key
 
     def __contains__(self, arch: object) -> bool:
-        return arch in self._by_arch
+        """Whether ``arch`` is archived with a score from any source."""
+        return arch in self._archs
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -86,11 +113,13 @@ class Archive:
     def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries)
 
-    def best(self) -> Entry:
-        """The highest-scoring entry (the earliest among ties)."""
-        if not self.entries:
-            raise ValueError("the archive is empty")
-        return max(self.entries, key=lambda e: e.score.value)
+    def best(self, source: str | None = None) -> Entry:
+        """The highest-scoring entry (of ``source``, when given; the earliest among ties;
+        NaN ranks as ``-inf``)."""
+        entries = [e for e in self.entries if source is None or e.score.source == source]
+        if not entries:
+            raise ValueError("the archive is empty" + (f" of source {source!r}" if source else ""))
+        return max(entries, key=lambda e: e.rank)
 
     @property
     def queries(self) -> int:

@@ -14,16 +14,22 @@ queries is stuck in a deep local optimum (on NAS-Bench-201, every neighbour of i
 be worse, and crawling through them costs 100+ queries). It is then dropped: ``restart_size``
 fresh random archs (pre-screened like the initial ones) start a new local search, whose parents
 come only from the archs scored since; the predictor keeps learning from everything scored.
+
+Non-finite scores (``-inf``: the proxy and tabular evaluators' verdict on degenerate cells;
+NaN counts as ``-inf``) stay in the archive but never make a parent nor a predictor target.
+While fewer than two finite scores exist, the predictor sits out and candidates are scored in
+the order they were found.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nas.evaluate.base import Evaluator
-from nas.evolution.archive import Archive
+from nas.evolution.archive import Archive, Entry, ranked
 from nas.evolution.tracker import Feasible, Tracker
 from nas.predictor import Predictor
 from nas.spaces import Arch, SearchSpace
@@ -65,15 +71,21 @@ class _Prescreen:
         new = [a for a in archs if a not in self.cache]
         for arch, s in zip(new, self.evaluator.evaluate(new), strict=True):
             self.cache[arch] = s.value
-        return sorted(archs, key=lambda a: -self.cache[a])[:keep]
+        return sorted(archs, key=lambda a: -ranked(self.cache[a]))[:keep]
+
+
+def _finite(entries: Sequence[Entry]) -> list[Entry]:
+    """The entries with a finite score: the only parents and predictor targets."""
+    return [e for e in entries if math.isfinite(e.score.value)]
 
 
 def _candidates(run: Tracker, cfg: RefineConfig, rng: random.Random, origin: int) -> list[Arch]:
-    """Unseen feasible mutants of the best archs, best parents first; [] when none is left."""
-    ranked = sorted(run.history[origin:], key=lambda e: -e.score.value)
+    """Unseen feasible mutants of the best finite-scored archs, best parents first; [] when
+    none is left."""
+    parents = sorted(_finite(run.history[origin:]), key=lambda e: -e.score.value)
     out: dict[Arch, None] = {}
-    for start in range(0, len(ranked), cfg.parents):
-        for parent in ranked[start : start + cfg.parents]:
+    for start in range(0, len(parents), cfg.parents):
+        for parent in parents[start : start + cfg.parents]:
             mutants = run.space.neighbours(parent.arch)
             if cfg.mutations is not None and cfg.mutations < len(mutants):
                 mutants = rng.sample(mutants, cfg.mutations)
@@ -83,6 +95,19 @@ def _candidates(run: Tracker, cfg: RefineConfig, rng: random.Random, origin: int
         if out:
             break
     return list(out)
+
+
+def _rank(
+    predictor: Predictor, train: Sequence[Entry], cands: list[Arch], explore: float
+) -> list[Arch]:
+    """``cands`` by predicted score plus ``explore`` times its std, best first, the predictor
+    refit on ``train`` first; in the given order while ``train`` has fewer than two entries."""
+    if len(train) < 2:
+        return cands
+    predictor.fit([e.arch for e in train], [e.score.value for e in train])
+    pred = predictor.predict(cands)
+    utility = (pred.mean + explore * pred.std).tolist()
+    return [cands[i] for i in sorted(range(len(cands)), key=lambda i: -utility[i])]
 
 
 def refine(
@@ -121,16 +146,16 @@ def refine(
 
     fresh(min(cfg.init_size - len(run.history), run.remaining), "init")
     predictor = make_predictor(run.space)
-    origin, local_best, last = 0, run.best()[0].score.value, len(run.history)
+    origin, local_best, last = 0, run.best()[0].rank, len(run.history)
     while run.remaining > 0:
-        top = max(e.score.value for e in run.history[origin:])
+        top = max(e.rank for e in run.history[origin:])
         if top > local_best:
             local_best, last = top, len(run.history)
         if cfg.restart and len(run.history) - last >= cfg.restart:
             origin = len(run.history)
             fresh(min(cfg.restart_size, run.remaining), "restart")
             last = len(run.history)
-            local_best = max(e.score.value for e in run.history[origin:])
+            local_best = max(e.rank for e in run.history[origin:])
             continue
         cands = _candidates(run, cfg, rng, origin)
         if not cands:
@@ -138,9 +163,6 @@ def refine(
             continue
         if screen is not None:
             cands = screen.best(cands, max(cfg.q, round(cfg.prescreen_keep * len(cands))))
-        predictor.fit([e.arch for e in run.history], [e.score.value for e in run.history])
-        pred = predictor.predict(cands)
-        utility = (pred.mean + cfg.explore * pred.std).tolist()
-        order = sorted(range(len(cands)), key=lambda i: -utility[i])
-        run.score([cands[i] for i in order[: min(cfg.q, run.remaining)]], stage="refine")
+        cands = _rank(predictor, _finite(run.history), cands, cfg.explore)
+        run.score(cands[: min(cfg.q, run.remaining)], stage="refine")
     return run

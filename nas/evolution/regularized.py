@@ -3,8 +3,9 @@ Search" (arXiv 1802.01548), with the settings of its NAS-Bench-201 baseline (arX
 population 10, tournament (sample) size 3.
 
 A population of random archs; each cycle draws ``sample_size`` members, mutates the best of
-them, adds the child and drops the oldest member. A child the search has already scored keeps
-its score without a query (it still joins the population), so no arch is evaluated twice.
+them (a NaN score counts as ``-inf``), adds the child and drops the oldest member. A child the
+search has already scored keeps its score without a query (it still joins the population), so
+no arch is evaluated twice.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def regularized_evolution(
         population.extend(run.score([run.sample_unseen(rng)], stage="regularized"))
     free = 0
     while run.remaining > 0 and free < max_free_cycles:
-        parent = max(rng.sample(list(population), sample_size), key=lambda e: e.score.value)
+        parent = max(rng.sample(list(population), sample_size), key=lambda e: e.rank)
         child = run.space.mutate(parent.arch, rng)
         if not run.feasible(child):
             free += 1

@@ -1,10 +1,12 @@
 """The bookkeeping every search shares: its budget, its history and the no-repeat rule.
 
 A search scores archs through :meth:`Tracker.score`. An arch the search has already scored
-is never scored again; an arch the archive already holds (a resumed run, or archs handed in
-from an earlier stage) is taken from it without a query. So a search resumed from its own
-archive replays its earlier steps for free and then continues exactly as an uninterrupted
-run with the same seed would (for a deterministic evaluator).
+is never scored again; an arch the archive already holds with a score of the evaluator's
+``source`` (a resumed run, or archs handed in from an earlier stage) is taken from it without
+a query, while a score of another source (a proxy's, in a one-shot search) does not count and
+the arch is evaluated anew. So a search resumed from its own archive replays its earlier
+steps for free and then continues exactly as an uninterrupted run with the same seed would
+(for a deterministic evaluator).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
-from nas.evaluate.base import Evaluator
+from nas.evaluate.base import Evaluator, Score
 from nas.evolution.archive import Archive, Entry
 from nas.spaces import Arch
 
@@ -57,15 +59,26 @@ class Tracker:
             raise ValueError("a search may score each arch once")
         if len(archs) > self.remaining:
             raise ValueError(f"{len(archs)} archs exceed the remaining budget {self.remaining}")
-        new = [a for a in archs if a not in self.archive]
-        fresh = dict(zip(new, self.evaluator.evaluate(new), strict=True)) if new else {}
+        source = self.evaluator.source
+        new = [a for a in archs if not self.archive.has(a, source)]
+        fresh = dict(zip(new, self._evaluate(new), strict=True)) if new else {}
         out = []
         for arch in archs:
-            entry = self.archive.get(arch) or self.archive.add(arch, fresh[arch], stage)
+            entry = self.archive.get(arch, source) or self.archive.add(arch, fresh[arch], stage)
             self.history.append(entry)
             self.seen[arch] = entry
             out.append(entry)
         return out
+
+    def _evaluate(self, archs: Sequence[Arch]) -> list[Score]:
+        """The evaluator's scores of ``archs``, checked to carry its ``source``."""
+        scores = self.evaluator.evaluate(archs)
+        wrong = {s.source for s in scores} - {self.evaluator.source}
+        if wrong:
+            raise ValueError(
+                f"evaluator of source {self.evaluator.source!r} returned scores of {sorted(wrong)}"
+            )
+        return scores
 
     def sample_unseen(self, rng: random.Random, max_tries: int = 100_000) -> Arch:
         """A uniformly random feasible arch this search has not scored."""
@@ -79,5 +92,6 @@ class Tracker:
         )
 
     def best(self, k: int = 1) -> list[Entry]:
-        """The ``k`` best entries of this search, best first (earlier first among ties)."""
-        return sorted(self.history, key=lambda e: -e.score.value)[:k]
+        """The ``k`` best entries of this search, best first (earlier first among ties; NaN
+        ranks as ``-inf``)."""
+        return sorted(self.history, key=lambda e: -e.rank)[:k]
