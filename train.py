@@ -25,6 +25,8 @@ def main(cfg: DictConfig) -> None:
     except NasError as err:  # the message names the key or file to fix; no traceback
         Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
         sys.exit(1)
+    if result is None:  # a DDP rank other than zero: rank zero reports
+        return
     console.print(f"[bold green]search done[/] ({result.space}, epoch {result.epoch})")
     console.print(f"derived architecture: {result.arch}")
     console.print(f"results in: {result.run_dir.resolve()}")

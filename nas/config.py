@@ -7,10 +7,14 @@ key's full name. Every knob a user may turn has its default here or in ``conf/``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+
+from nas.errors import ConfigError
 
 
 @dataclass
@@ -63,26 +67,26 @@ class SearchConfig:
     alpha_init_std: float = 1e-3
 
 
-@dataclass
-class TrainerConfig:
-    accelerator: str = "cpu"
-    devices: Any = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    deterministic: Any = True  # true | false | "warn"
-    log_every_n_steps: int = 10
-    limit_train_batches: Any = None
-    limit_val_batches: Any = None
-    enable_progress_bar: bool = True
+def _trainer_schema() -> type:
+    """A dataclass with one field per ``pytorch_lightning.Trainer`` parameter (and ``_target_``).
+
+    Every Trainer flag can be set from the command line without ``+`` and a mistyped one fails
+    at composition with its name; the defaults stay Lightning's own (non-literal ones become
+    ``None``, which the Trainer also accepts). ``callbacks`` and ``logger`` have config groups.
+    """
+    import pytorch_lightning as pl
+
+    literal = (type(None), bool, int, float, str)
+    fields: list[tuple[str, Any, Any]] = [("_target_", str, "pytorch_lightning.Trainer")]
+    for name, param in inspect.signature(pl.Trainer.__init__).parameters.items():
+        if name in ("self", "callbacks", "logger"):
+            continue
+        default = param.default if isinstance(param.default, literal) else None
+        fields.append((name, Any, field(default=default)))
+    return make_dataclass("TrainerConfig", fields)
 
 
-@dataclass
-class LoggerConfig:
-    kind: str = "csv"  # csv | wandb | none
-    project: str = "nas"
-    entity: str | None = None
-    mode: str | None = None  # wandb: online | offline; null = offline unless a key is set
-    tags: list[str] = field(default_factory=list)
+TrainerConfig = _trainer_schema()
 
 
 @dataclass
@@ -97,14 +101,41 @@ class TrainConfig:
     name: str = "default"
     seed: int = 0
     resume: bool = True
+    float32_matmul_precision: str = "high"  # torch.set_float32_matmul_precision
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # instantiated with hydra.utils.instantiate
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)  # type: ignore[valid-type]
+    callbacks: dict[str, Any] = field(default_factory=dict)
+    logger: dict[str, Any] = field(default_factory=dict)
+    scale: dict[str, Any] = field(default_factory=dict)  # per-space network sizes
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
 def register_configs() -> None:
     """Register the schema as ``train_schema`` (idempotent)."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def _check_instantiable(group: str, node: Any) -> None:
+    if not isinstance(node, Mapping) or "_target_" not in node:
+        raise ConfigError(f"{group} needs a _target_ (the class to build), got {node!r}")
+
+
+def check_config(cfg: Any) -> None:
+    """Start-up checks that the schema cannot express; raise :class:`ConfigError` naming the key.
+
+    * ``search.epochs`` is the one epoch count: ``trainer.max_epochs`` follows it;
+    * every ``callbacks.<name>`` and ``logger.<name>`` has a ``_target_``.
+    """
+
+    trainer = cfg.trainer
+    if trainer.get("max_epochs") != cfg.search.epochs:
+        raise ConfigError(
+            f"trainer.max_epochs={trainer.get('max_epochs')} differs from search.epochs="
+            f"{cfg.search.epochs}: the epoch count is search.epochs (trainer.max_epochs follows it)"
+        )
+    for group in ("callbacks", "logger"):
+        for name, node in (cfg[group] or {}).items():
+            _check_instantiable(f"{group}.{name}", node)

@@ -15,12 +15,12 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from nas.config import check_config
 from nas.data import SearchDataModule
 from nas.errors import ConfigError
 from nas.io import read_json, write_json_atomic
-from nas.search import CHECKPOINT_DIR, DERIVED_FILE, SupernetModule, build_strategy, build_trainer
-from nas.spaces import SearchSpace, get_space
-from nas.supernet import build_supernet
+from nas.search import CHECKPOINT_DIR, DERIVED_FILE, SupernetModule, build_space, build_trainer
+from nas.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -35,32 +35,19 @@ class RunResult:
     epoch: int
 
 
-def build_space(cfg: DictConfig) -> SearchSpace:
-    """The configured space; its ``space.subnet`` keys size the standalone network."""
-    try:
-        return get_space(cfg.space.name, **OmegaConf.to_container(cfg.space.subnet))
-    except KeyError as err:
-        raise ConfigError(err.args[0]) from None
-    except TypeError as err:
-        raise ConfigError(f"bad key in space.subnet for space {cfg.space.name!r}: {err}") from None
+def search_stage(cfg: DictConfig, run_dir: Path) -> bool:
+    """Train the supernet and strategy; writes ``checkpoints/``, ``derived.json``, ``supernet.ckpt``.
 
-
-def search_stage(cfg: DictConfig, run_dir: Path, space: SearchSpace) -> None:
-    """Train the supernet and strategy; writes ``checkpoints/``, ``derived.json``, ``supernet.ckpt``."""
+    Returns whether this process is the global rank zero (the one that runs later stages).
+    """
     datamodule = SearchDataModule(cfg.dataset)
     datamodule.setup()
-    try:
-        supernet = build_supernet(
-            space,
-            num_classes=datamodule.num_classes,
-            in_channels=datamodule.in_channels,
-            **OmegaConf.to_container(cfg.space.supernet),
-        )
-    except TypeError as err:
-        raise ConfigError(str(err)) from None
-    strategy = build_strategy(space, cfg.search)
-    hparams = OmegaConf.to_container(cfg.search, resolve=True)
-    module = SupernetModule(supernet, strategy, datamodule.num_classes, hparams)
+    module = SupernetModule(
+        space=OmegaConf.to_container(cfg.space, resolve=True),
+        search=OmegaConf.to_container(cfg.search, resolve=True),
+        num_classes=datamodule.num_classes,
+        in_channels=datamodule.in_channels,
+    )
     trainer = build_trainer(cfg, run_dir)
     last = run_dir / CHECKPOINT_DIR / "last.ckpt"
     ckpt_path = str(last) if cfg.resume and last.exists() else None
@@ -69,8 +56,9 @@ def search_stage(cfg: DictConfig, run_dir: Path, space: SearchSpace) -> None:
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     if trainer.interrupted:
         raise KeyboardInterrupt("search interrupted; rerun with the same hydra.run.dir to resume")
-    if trainer.is_global_zero:
-        trainer.save_checkpoint(run_dir / SUPERNET_FILE, weights_only=False)
+    # every rank calls save_checkpoint (it synchronises them); rank zero writes the file
+    trainer.save_checkpoint(run_dir / SUPERNET_FILE, weights_only=False)
+    return trainer.is_global_zero
 
 
 def derive_stage(run_dir: Path, space: SearchSpace) -> RunResult:
@@ -92,8 +80,13 @@ def _done(run_dir: Path) -> bool:
     )
 
 
-def run(cfg: DictConfig) -> RunResult:
-    """Run every stage of one search in ``cfg.paths.output_dir``."""
+def run(cfg: DictConfig) -> RunResult | None:
+    """Run every stage of one search in ``cfg.paths.output_dir``.
+
+    Returns the result on the process that ran the later stages; ``None`` on the other ranks
+    of a multi-process (DDP) search, which only train.
+    """
+    check_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not cfg.resume and any(
@@ -104,10 +97,10 @@ def run(cfg: DictConfig) -> RunResult:
             f"to continue it or choose a new hydra.run.dir"
         )
     pl.seed_everything(cfg.seed, workers=True)
-    torch.set_float32_matmul_precision("high")
-    space = build_space(cfg)
+    torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    space = build_space(cfg.space)
     if cfg.resume and _done(run_dir):
         log.info("search stage already done in %s; skipping", run_dir)
-    else:
-        search_stage(cfg, run_dir, space)
+    elif not search_stage(cfg, run_dir):
+        return None
     return derive_stage(run_dir, space)

@@ -33,11 +33,11 @@ def compose_cfg(*overrides: str) -> DictConfig:
         return compose("train", overrides=list(overrides))
 
 
-# A search small enough for a unit test: 4-class 8x8 synthetic images, a 3-cell C=4 supernet.
+# A search small enough for a unit test: 4-class 8x8 synthetic images, the tiny scale
+# (a 3-cell C=4 DARTS supernet).
 TINY = (
     "dataset=synthetic",
-    "space.supernet.c=4",
-    "space.supernet.layers=3",
+    "scale=tiny",
     "search.epochs=1",
     "logger=none",
     "trainer.enable_progress_bar=false",

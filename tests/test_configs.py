@@ -1,76 +1,128 @@
-"""Every config in every group composes, and every experiment builds its parts."""
+"""Configs: every experiment composes and runs with every space and offline dataset; the
+Trainer, callbacks and loggers are built from config; mistakes fail at start-up by name."""
+
+from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from nas.config import TrainConfig
+from nas.config import TrainConfig, check_config
 from nas.errors import ConfigError
-from nas.pipeline import build_space
-from nas.search import build_logger, build_strategy
-from nas.supernet import build_supernet
+from nas.io import read_json
+from nas.pipeline import run
+from nas.search import ArchitectureWriter, build_space, build_strategy, build_trainer
+from nas.spaces import get_space
 from tests.conftest import CONF_DIR, compose_cfg
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-GROUPS = {
-    g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml"))
-    for g in ("dataset", "space", "search", "trainer", "logger")
-}
+SPACES = sorted(p.stem for p in (CONF_DIR / "space").glob("*.yaml"))
+OFFLINE_DATASETS = ("digits", "synthetic")
 
 
-def test_documented_experiments_exist():
-    assert {"cifar10", "digits", "nb201_cifar10", "cifar10_jpeg"} <= set(EXPERIMENTS)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_composes_and_builds(experiment, tmp_path):
-    cfg = compose_cfg(f"+experiment={experiment}", f"paths.output_dir={tmp_path}")
-    OmegaConf.resolve(cfg)
-    assert cfg.name == experiment
-    space = build_space(cfg)
-    supernet = build_supernet(space, num_classes=10, in_channels=3, **cfg.space.supernet)
-    assert sum(p.numel() for p in supernet.parameters()) > 0
-    strategy = build_strategy(space, cfg.search)
-    assert strategy.arch_parameters()
+def test_every_experiment_runs_a_step_with_every_space_and_offline_dataset(experiment, tmp_path):
+    for space in SPACES:
+        for dataset in OFFLINE_DATASETS:
+            out = tmp_path / f"{space}-{dataset}"
+            cfg = compose_cfg(
+                f"+experiment={experiment}",
+                f"space={space}",
+                f"dataset={dataset}",
+                "trainer.fast_dev_run=true",
+                "trainer.enable_progress_bar=false",
+                "logger=none",
+                f"paths.output_dir={out}",
+            )
+            result = run(cfg)
+            assert result.space == space
+            derived = read_json(out / "derived.json")
+            get_space(space).from_json(derived)  # a valid arch of the chosen space
 
 
-@pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUPS.items() for o in opts])
-def test_every_group_option_composes(group, option, tmp_path):
-    cfg = compose_cfg(f"{group}={option}", f"paths.output_dir={tmp_path}")
-    OmegaConf.resolve(cfg)
-    if group == "logger":
-        build_logger(cfg.logger, tmp_path, "test")
-
-
-def test_cifar10_recipe_is_the_darts_paper_search():
-    cfg = compose_cfg("+experiment=cifar10")
-    assert (cfg.dataset.name, cfg.space.name, cfg.search.strategy) == ("cifar10", "darts", "darts")
-    assert (
-        cfg.space.supernet.c,
-        cfg.space.supernet.layers,
-        cfg.dataset.batch_size,
-        cfg.search.epochs,
-    ) == (16, 8, 64, 50)
-    assert (cfg.search.w_lr, cfg.search.w_lr_min, cfg.search.arch_lr, cfg.search.grad_clip) == (
-        0.025,
-        0.001,
-        3e-4,
-        5.0,
+def test_each_space_reads_its_size_from_the_scale(tmp_path):
+    darts = compose_cfg("scale=small", "space=darts")
+    nb201 = compose_cfg("scale=small", "space=nb201")
+    assert OmegaConf.to_container(darts.space.supernet, resolve=True) == dict(
+        darts.scale.darts.supernet
     )
+    assert OmegaConf.to_container(nb201.space.supernet, resolve=True) == dict(
+        nb201.scale.nb201.supernet
+    )
+    # a size key given on the command line wins over the scale
+    assert compose_cfg("space.supernet.c=5").space.supernet.c == 5
 
 
-def test_gpu_trainer_is_bf16_mixed():
-    assert compose_cfg("trainer=gpu").trainer.precision == "bf16-mixed"
+def test_any_trainer_flag_from_the_command_line(tmp_path):
+    cfg = compose_cfg(
+        "trainer.val_check_interval=0.5",
+        "trainer.num_nodes=1",
+        "trainer.limit_val_batches=3",
+        "trainer.enable_progress_bar=false",
+        f"paths.output_dir={tmp_path}",
+    )
+    check_config(cfg)
+    trainer = build_trainer(cfg, tmp_path)
+    assert trainer.val_check_interval == 0.5 and trainer.limit_val_batches == 3
+    assert trainer.num_nodes == 1 and trainer.progress_bar_callback is None
+    fast = build_trainer(
+        compose_cfg("trainer.fast_dev_run=true", "logger=none", f"paths.output_dir={tmp_path}"),
+        tmp_path,
+    )
+    assert fast.fast_dev_run is True
+    cfg = compose_cfg("search.epochs=7", f"paths.output_dir={tmp_path}", "logger=none")
+    assert build_trainer(cfg, tmp_path).max_epochs == 7
 
 
-def test_mistyped_key_fails_with_its_name():
+def test_max_epochs_has_one_source():
+    cfg = compose_cfg("trainer.max_epochs=3", "search.epochs=50")
+    with pytest.raises(ConfigError, match=r"search\.epochs"):
+        check_config(cfg)
+
+
+def test_callbacks_and_loggers_are_instantiated(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    cfg = compose_cfg(
+        f"paths.output_dir={tmp_path}",
+        "+callbacks.lr_monitor._target_=pytorch_lightning.callbacks.LearningRateMonitor",
+        "callbacks.model_checkpoint.monitor=val/loss",
+        "callbacks.model_checkpoint.mode=min",
+    )
+    trainer = build_trainer(cfg, tmp_path)
+    kinds = {type(c) for c in trainer.callbacks}
+    assert {ModelCheckpoint, LearningRateMonitor, ArchitectureWriter} <= kinds
+    assert trainer.checkpoint_callback.monitor == "val/loss"
+    assert [type(lg) for lg in trainer.loggers] == [CSVLogger]
+    assert Path(trainer.loggers[0].log_dir) == tmp_path
+
+    none = build_trainer(
+        compose_cfg("callbacks=none", "logger=none", f"paths.output_dir={tmp_path}"), tmp_path
+    )
+    assert [c.monitor for c in none.callbacks if isinstance(c, ModelCheckpoint)] == [None]
+    assert none.loggers == []
+
+    wandb = build_trainer(compose_cfg(f"paths.output_dir={tmp_path}", "logger=wandb"), tmp_path)
+    (logger,) = wandb.loggers
+    assert isinstance(logger, WandbLogger) and logger._wandb_init["mode"] == "offline"
+
+
+def test_mistyped_keys_fail_with_their_name():
     with pytest.raises(ConfigCompositionException, match="w_lrr"):
         compose_cfg("search.w_lrr=0.1")
+    with pytest.raises(ConfigCompositionException, match="max_epoch"):
+        compose_cfg("trainer.max_epoch=3")
     # the same check guards every group and experiment YAML merged into the schema
     schema = OmegaConf.structured(TrainConfig)
     with pytest.raises(ConfigKeyError, match="batch_sise"):
         OmegaConf.merge(schema, OmegaConf.create({"dataset": {"batch_sise": 3}}))
+    with pytest.raises(ConfigKeyError, match="precison"):
+        OmegaConf.merge(schema, OmegaConf.create({"trainer": {"precison": "bf16"}}))
 
 
 def test_wrong_type_fails_with_key_name():
@@ -81,4 +133,17 @@ def test_wrong_type_fails_with_key_name():
 def test_unknown_strategy_lists_known():
     cfg = compose_cfg("search.strategy=enas")
     with pytest.raises(ConfigError, match="darts"):
-        build_strategy(build_space(cfg), cfg.search)
+        build_strategy(build_space(cfg.space), cfg.search)
+
+
+def test_matmul_precision_is_a_key(tiny_cfg):
+    import torch
+
+    run(tiny_cfg("float32_matmul_precision=medium", "trainer.fast_dev_run=true"))
+    assert torch.get_float32_matmul_precision() == "medium"
+    torch.set_float32_matmul_precision("highest")
+
+
+def test_trainer_is_a_lightning_trainer(tmp_path):
+    cfg = compose_cfg("logger=none", f"paths.output_dir={tmp_path}")
+    assert isinstance(build_trainer(cfg, tmp_path), pl.Trainer)

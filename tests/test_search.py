@@ -6,8 +6,8 @@ from omegaconf import OmegaConf
 from nas.data import SearchDataModule
 from nas.errors import ConfigError
 from nas.io import read_json, read_jsonl
-from nas.pipeline import SUPERNET_FILE, build_space, run
-from nas.search import ALPHAS_FILE, DERIVED_FILE, SupernetModule, build_strategy
+from nas.pipeline import SUPERNET_FILE, run
+from nas.search import ALPHAS_FILE, DERIVED_FILE, SupernetModule
 from nas.spaces import get_space
 from nas.supernet import build_supernet
 
@@ -22,10 +22,13 @@ def _module(cfg):
     pl.seed_everything(0)
     dm = SearchDataModule(cfg.dataset)
     dm.setup()
-    space = build_space(cfg)
-    net = build_supernet(space, dm.num_classes, dm.in_channels, **cfg.space.supernet)
-    strategy = build_strategy(space, cfg.search)
-    return dm, SupernetModule(net, strategy, dm.num_classes, OmegaConf.to_container(cfg.search))
+    module = SupernetModule(
+        space=OmegaConf.to_container(cfg.space, resolve=True),
+        search=OmegaConf.to_container(cfg.search, resolve=True),
+        num_classes=dm.num_classes,
+        in_channels=dm.in_channels,
+    )
+    return dm, module
 
 
 def test_alphas_are_not_supernet_weights(tiny_cfg):

@@ -41,3 +41,27 @@ def test_train_py_digits_end_to_end(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "skipping" in proc.stderr + proc.stdout
+
+
+@pytest.mark.slow
+def test_ddp_search_on_two_cpu_processes_runs_to_the_end(tmp_path):
+    """``trainer=ddp`` with gloo on 2 CPU processes: every rank saves the supernet together
+    (Lightning's save_checkpoint is collective), rank zero alone derives and reports."""
+    run_dir = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "train.py",
+        "+experiment=digits",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.precision=32-true",
+        "search.epochs=1",
+        f"hydra.run.dir={run_dir}",
+        "trainer.enable_progress_bar=false",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("search done") == 1
+    assert read_json(run_dir / "derived.json")["final"]
+    assert (run_dir / "supernet.ckpt").stat().st_size > 0

@@ -2,8 +2,15 @@
 
 from nas.search.callbacks import ALPHAS_FILE, DERIVED_FILE, ArchitectureWriter
 from nas.search.module import SupernetModule
-from nas.search.strategies import DartsStrategy, Strategy, build_strategy, register_strategy
-from nas.search.trainer import CHECKPOINT_DIR, build_logger, build_trainer
+from nas.search.parts import build_search_supernet, build_space
+from nas.search.strategies import (
+    DartsStrategy,
+    Strategy,
+    available_strategies,
+    build_strategy,
+    register_strategy,
+)
+from nas.search.trainer import CHECKPOINT_DIR, build_callbacks, build_loggers, build_trainer
 
 __all__ = [
     "ALPHAS_FILE",
@@ -13,7 +20,11 @@ __all__ = [
     "DartsStrategy",
     "Strategy",
     "SupernetModule",
-    "build_logger",
+    "available_strategies",
+    "build_callbacks",
+    "build_loggers",
+    "build_search_supernet",
+    "build_space",
     "build_strategy",
     "build_trainer",
     "register_strategy",

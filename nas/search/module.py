@@ -4,11 +4,14 @@ Each training step takes ``{"train": (x, y), "arch": (x, y)}`` from the two halv
 training set: first an architecture step on the ``arch`` half (when the strategy has one),
 then a weight step on the ``train`` half with gradient-norm clipping. Validation scores the
 supernet on the ``arch`` half with the strategy's evaluation weights.
+
+The module builds its space, supernet and strategy from its (saved) hyperparameters, so
+``SupernetModule.load_from_checkpoint(path, weights_only=True)`` restores a search.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from nas.search.strategies import Strategy
-from nas.supernet import Supernet
+from nas.search.parts import build_search_supernet, build_space
+from nas.search.strategies import build_strategy
 
 
 @contextmanager
@@ -40,50 +43,67 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
 
 
 class SupernetModule(pl.LightningModule):
-    """Trains ``supernet`` weights (SGD, cosine) and ``strategy`` parameters (Adam).
+    """Trains the supernet's weights (SGD, cosine) and the strategy's parameters (Adam).
 
-    ``hparams``: the ``search`` config as a plain dict (``w_lr``, ``w_lr_min``, ``w_momentum``,
-    ``w_weight_decay``, ``grad_clip``, ``arch_lr``, ``arch_betas``, ``arch_weight_decay``,
-    ``epochs``).
+    Args:
+        space: the ``space`` config (``name``, ``subnet``, ``supernet``) as a plain mapping.
+        search: the ``search`` config (``strategy``, ``epochs``, ``w_lr``, ``w_lr_min``,
+            ``w_momentum``, ``w_weight_decay``, ``grad_clip``, ``arch_lr``, ``arch_betas``,
+            ``arch_weight_decay`` and the strategy's own keys).
+        num_classes, in_channels: the dataset's.
     """
 
     def __init__(
-        self, supernet: Supernet, strategy: Strategy, num_classes: int, hparams: dict[str, Any]
+        self,
+        space: Mapping[str, Any],
+        search: Mapping[str, Any],
+        num_classes: int,
+        in_channels: int,
     ) -> None:
         super().__init__()
+        self.save_hyperparameters()
         self.automatic_optimization = False
-        self.supernet = supernet
-        self.strategy = strategy
-        self.save_hyperparameters(hparams)
+        search_space = build_space(space)
+        self.supernet = build_search_supernet(
+            search_space, space.get("supernet") or {}, num_classes, in_channels
+        )
+        self.strategy = build_strategy(search_space, search)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    @property
+    def search_hparams(self) -> Mapping[str, Any]:
+        return self.hparams["search"]
+
     def configure_optimizers(self):
-        hp = self.hparams
+        hp = self.search_hparams
         w_opt = torch.optim.SGD(
             self.supernet.parameters(),
-            lr=hp.w_lr,
-            momentum=hp.w_momentum,
-            weight_decay=hp.w_weight_decay,
+            lr=hp["w_lr"],
+            momentum=hp["w_momentum"],
+            weight_decay=hp["w_weight_decay"],
         )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            w_opt, T_max=hp.epochs, eta_min=hp.w_lr_min
+            w_opt, T_max=hp["epochs"], eta_min=hp["w_lr_min"]
         )
         arch_params = self.strategy.arch_parameters()
         if not arch_params:
             return [w_opt], [sched]
         a_opt = torch.optim.Adam(
             arch_params,
-            lr=hp.arch_lr,
-            betas=tuple(hp.arch_betas),
-            weight_decay=hp.arch_weight_decay,
+            lr=hp["arch_lr"],
+            betas=tuple(hp["arch_betas"]),
+            weight_decay=hp["arch_weight_decay"],
         )
         return [w_opt, a_opt], [sched]
 
+    def _optimizers(self) -> tuple[Any, Any | None]:
+        opts = self.optimizers()
+        return (opts[0], opts[1]) if isinstance(opts, list) else (opts, None)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         (x, y), (xa, ya) = batch["train"], batch["arch"]
-        opts = self.optimizers()
-        w_opt, a_opt = (opts[0], opts[1]) if isinstance(opts, list) else (opts, None)
+        w_opt, a_opt = self._optimizers()
 
         if a_opt is not None:
             with frozen(self.supernet):
@@ -93,33 +113,45 @@ class SupernetModule(pl.LightningModule):
                     self.manual_backward(arch_loss)
             if arch_loss is not None:
                 a_opt.step()
-                self.log("train/arch_loss", arch_loss.detach(), on_step=False, on_epoch=True)
+                self.log("train/arch_loss", arch_loss.detach(), on_epoch=True, sync_dist=True)
 
         logits = self.supernet(x, self.strategy.train_weights())
         loss = F.cross_entropy(logits, y)
         w_opt.zero_grad()
         self.manual_backward(loss)
-        self.clip_gradients(
-            w_opt, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm"
-        )
-        w_opt.step()
+        w_opt.step()  # clipping happens in on_before_optimizer_step, on unscaled gradients
 
         self.train_acc(logits.detach(), y)
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True)
+        self.log(
+            "train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, sync_dist=True
+        )
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss.detach()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip the weight gradients' norm to ``grad_clip``.
+
+        Lightning calls this hook inside ``optimizer.step()``, after a mixed-precision grad
+        scaler has unscaled the gradients, so the clip sees their true size.
+        """
+        if optimizer is self._optimizers()[0].optimizer and self.search_hparams["grad_clip"]:
+            self.clip_gradients(
+                optimizer,
+                gradient_clip_val=self.search_hparams["grad_clip"],
+                gradient_clip_algorithm="norm",
+            )
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         logits = self.supernet(x, self.strategy.eval_weights())
         self.val_acc(logits, y)
-        self.log("val/loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=True)
+        self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def on_train_epoch_end(self) -> None:
         sched = self.lr_schedulers()
-        self.log("train/lr", sched.get_last_lr()[0])
+        self.log("train/lr", sched.get_last_lr()[0], sync_dist=True)
         for kind, p in self.strategy.probabilities().items():
             entropy = -(p * p.clamp_min(1e-12).log()).sum(-1).mean()
-            self.log(f"arch/{kind}_entropy", entropy)
+            self.log(f"arch/{kind}_entropy", entropy, sync_dist=True)
         sched.step()

@@ -8,7 +8,7 @@ weight optimiser is built from ``supernet.parameters()``, the architecture optim
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -89,15 +89,20 @@ def register_strategy(name: str, factory: Callable[..., Strategy]) -> None:
     _STRATEGIES[name] = factory
 
 
-register_strategy("darts", lambda space, cfg: DartsStrategy(space, cfg.alpha_init_std))
+register_strategy("darts", lambda space, cfg: DartsStrategy(space, cfg["alpha_init_std"]))
 
 
-def build_strategy(space: SearchSpace, cfg: Any) -> Strategy:
-    """The strategy named ``cfg.strategy`` (``search.strategy``); unknown names list the valid ones."""
+def available_strategies() -> list[str]:
+    return sorted(_STRATEGIES)
+
+
+def build_strategy(space: SearchSpace, cfg: Mapping[str, Any]) -> Strategy:
+    """The strategy named ``cfg["strategy"]`` (``search.strategy``); unknown names list the valid ones."""
     try:
-        factory = _STRATEGIES[cfg.strategy]
+        factory = _STRATEGIES[cfg["strategy"]]
     except KeyError:
         raise ConfigError(
-            f"unknown search strategy {cfg.strategy!r} (search.strategy); known: {sorted(_STRATEGIES)}"
+            f"unknown search strategy {cfg['strategy']!r} (search.strategy); "
+            f"known: {available_strategies()}"
         ) from None
     return factory(space, cfg)

@@ -1,4 +1,10 @@
-"""Builds the Lightning ``Trainer`` and logger of a search from the config."""
+"""Builds the Lightning ``Trainer``, its callbacks and loggers from the config.
+
+``cfg.trainer``, every ``cfg.callbacks.<name>`` and every ``cfg.logger.<name>`` carry a
+``_target_`` and are built by ``hydra.utils.instantiate`` (as in lightning-hydra-template), so
+any Trainer flag, callback or logger can be set from the command line. The pipeline adds the
+callbacks it depends on (:class:`~nas.search.callbacks.ArchitectureWriter`).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from hydra.utils import instantiate
+from pytorch_lightning.loggers import Logger, WandbLogger
 
-from nas.errors import ConfigError
 from nas.search.callbacks import ArchitectureWriter
 
 CHECKPOINT_DIR = "checkpoints"
 
 
 def wandb_mode(configured: str | None) -> str:
-    """``logger.mode`` if set; else ``WANDB_MODE``; else online with ``WANDB_API_KEY``, offline without."""
+    """``configured`` if set; else ``WANDB_MODE``; else online with ``WANDB_API_KEY``, offline without."""
     if configured:
         return configured
     if os.environ.get("WANDB_MODE"):
@@ -25,57 +30,24 @@ def wandb_mode(configured: str | None) -> str:
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
 
 
-def build_logger(cfg: Any, run_dir: Path, run_name: str) -> Logger | bool:
-    """The logger of ``logger.kind``: ``csv`` (``metrics.csv`` in the run dir), ``wandb`` or ``none``."""
-    if cfg.kind == "csv":
-        return CSVLogger(save_dir=str(run_dir), name="", version="")
-    if cfg.kind == "wandb":
-        mode = wandb_mode(cfg.mode)
-        return WandbLogger(
-            project=cfg.project,
-            entity=cfg.entity,
-            name=run_name,
-            save_dir=str(run_dir),
-            offline=mode == "offline",
-            mode=mode,
-            tags=list(cfg.tags),
-        )
-    if cfg.kind == "none":
-        return False
-    raise ConfigError(f"unknown logger.kind {cfg.kind!r}; expected one of csv, wandb, none")
+def wandb_logger(mode: str | None = None, **kwargs: Any) -> WandbLogger:
+    """A ``WandbLogger`` that runs offline unless a key or ``mode`` says otherwise."""
+    mode = wandb_mode(mode)
+    return WandbLogger(offline=mode == "offline", mode=mode, **kwargs)
 
 
-def build_trainer(cfg: Any, run_dir: Path) -> pl.Trainer:
-    """A Trainer for ``search.epochs`` epochs with checkpoints in ``<run_dir>/checkpoints``."""
-    t = cfg.trainer
-    callbacks: list[pl.Callback] = [
-        ModelCheckpoint(
-            dirpath=str(run_dir / CHECKPOINT_DIR),
-            filename="best-{epoch:03d}",
-            monitor="val/acc",
-            mode="max",
-            save_top_k=1,
-            save_last=True,
-            auto_insert_metric_name=False,
-        ),
-        ArchitectureWriter(run_dir),
-    ]
-    logger = build_logger(cfg.logger, run_dir, cfg.name)
-    if logger:
-        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
-    limits = {k: t[k] for k in ("limit_train_batches", "limit_val_batches") if t[k] is not None}
-    return pl.Trainer(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        strategy=t.strategy,
-        precision=t.precision,
-        deterministic=t.deterministic,
-        max_epochs=cfg.search.epochs,
-        logger=logger,
-        callbacks=callbacks,
-        log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.enable_progress_bar,
-        num_sanity_val_steps=0,
-        default_root_dir=str(run_dir),
-        **limits,
-    )
+def build_loggers(cfg: Any) -> list[Logger]:
+    """The loggers of ``cfg.logger`` (``{name: {_target_: ...}}``; empty: none)."""
+    return [instantiate(node) for node in (cfg.logger or {}).values()]
+
+
+def build_callbacks(cfg: Any) -> list[pl.Callback]:
+    """The callbacks of ``cfg.callbacks`` (``{name: {_target_: ...}}``)."""
+    return [instantiate(node) for node in (cfg.callbacks or {}).values()]
+
+
+def build_trainer(cfg: Any, run_dir: Path, extra_callbacks: list[pl.Callback] = ()) -> pl.Trainer:
+    """The configured Trainer; ``ArchitectureWriter(run_dir)`` and ``extra_callbacks`` are added."""
+    callbacks = [*build_callbacks(cfg), ArchitectureWriter(run_dir), *extra_callbacks]
+    loggers = build_loggers(cfg)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
