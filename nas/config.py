@@ -29,6 +29,8 @@ class DatasetConfig:
     limit_train: int | None = None  # use only this many training images (quick runs)
     split_seed: int = 0
     augment: bool = True
+    crop_padding: int = 4  # zero padding of the random training crops (when augment)
+    test_fraction: float = 0.2  # digits: share held out as the test split
     # imagefolder
     train_dir: str | None = None
     test_dir: str | None = None

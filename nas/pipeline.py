@@ -40,8 +40,7 @@ def search_stage(cfg: DictConfig, run_dir: Path) -> bool:
 
     Returns whether this process is the global rank zero (the one that runs later stages).
     """
-    datamodule = SearchDataModule(cfg.dataset)
-    datamodule.setup()
+    datamodule = SearchDataModule(cfg.dataset)  # Lightning runs prepare_data, then setup
     module = SupernetModule(
         space=OmegaConf.to_container(cfg.space, resolve=True),
         search=OmegaConf.to_container(cfg.search, resolve=True),

@@ -139,3 +139,48 @@ def test_none_only_cell_gets_the_worst_score(space, batch, name):
 def test_proxy_evaluator_is_deterministic(space, batch):
     evaluator = ProxyEvaluator(space, "grad_norm", *batch, seed=3, batch_size=16)
     assert evaluator.evaluate([NB201_MIXED])[0].value == evaluator.evaluate([NB201_MIXED])[0].value
+
+
+# -- device: every tensor a proxy makes goes on the device of its inputs ------------------------
+# A tensor made without ``device=inputs.device`` lands on torch's default device: the CPU, which
+# breaks (naswot) or misplaces (jacov, snip, ...) a CUDA run. With the default device set to
+# 'meta', such a tensor turns the result into a meta tensor, so a CPU-only run catches the
+# defect class; tests/test_cuda.py runs the proxies on a GPU itself.
+def _options(name: str) -> dict[str, object]:
+    return {"batch_size": None if name == "synflow" else 16, **({"k": 5} if name == "lid" else {})}
+
+
+@pytest.mark.parametrize("arch", [NB201_MIXED, ALL_NONE], ids=["mixed", "none"])
+@pytest.mark.parametrize("name", available_proxies())
+def test_proxy_makes_its_tensors_on_the_inputs_device(space, batch, name, arch):
+    x, y = batch
+    net = space.build_subnet(arch, 10)
+    with torch.device("meta"):
+        value = compute_proxy(name, net, x, y, **_options(name))
+    assert value.device == x.device
+
+
+class _InputFree(nn.Module):
+    """Logits that do not depend on the input (jacov's no-gradient case)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(x), -1)
+
+
+def test_jacov_of_an_input_free_net_is_nan_on_the_inputs_device(batch):
+    net = _InputFree()
+    with torch.device("meta"):
+        value = compute_proxy("jacov", net, batch[0], batch_size=16)
+    assert value.device == batch[0].device and value.isnan()
+
+
+def test_proxy_evaluator_builds_the_same_weights_whatever_the_default_device(space, batch):
+    evaluator = ProxyEvaluator(space, "naswot", *batch, batch_size=16)
+    with torch.device("meta"):
+        raw = evaluator.raw(NB201_MIXED)
+    assert raw.device == batch[0].device
+    assert raw.item() == evaluator.raw(NB201_MIXED).item()

@@ -5,6 +5,8 @@ from nas.data.registry import (
     DatasetBundle,
     available_datasets,
     build_dataset,
+    dataset_shape,
+    download_dataset,
     register_dataset,
 )
 
@@ -13,5 +15,7 @@ __all__ = [
     "SearchDataModule",
     "available_datasets",
     "build_dataset",
+    "dataset_shape",
+    "download_dataset",
     "register_dataset",
 ]

@@ -3,6 +3,10 @@
 The training set is shuffled once with ``dataset.split_seed`` and cut in two: the first
 ``train_portion`` trains the supernet's weights, the rest trains the architecture (and is
 the validation set of the search). The test set is never used by the search.
+
+Downloads happen in :meth:`SearchDataModule.prepare_data` only, which Lightning runs on one
+process before any ``setup``; ``setup`` (on every DDP rank) reads the files and never fetches
+them, so ranks do not race to write the same files.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import torch
 from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from nas.data.registry import DatasetBundle, build_dataset
+from nas.data.registry import DatasetBundle, build_dataset, dataset_shape, download_dataset
 from nas.errors import ConfigError
 
 
@@ -28,13 +32,18 @@ class SearchDataModule(pl.LightningDataModule):
         self.weights_set: Dataset | None = None
         self.arch_set: Dataset | None = None
 
+    def prepare_data(self) -> None:
+        """Download the dataset's files when ``dataset.download`` is true (one process only)."""
+        download_dataset(self.cfg)
+
     def setup(self, stage: str | None = None) -> None:
+        """Build the datasets from files already present (never downloads) and split them."""
         if self.bundle is not None:
             return
         cfg = self.cfg
         if not 0.0 < cfg.train_portion < 1.0:
             raise ConfigError(f"dataset.train_portion must be in (0, 1), got {cfg.train_portion}")
-        self.bundle = build_dataset(cfg)
+        self.bundle = build_dataset(cfg, download=False)
         n = len(self.bundle.train)
         if cfg.limit_train:
             n = min(n, int(cfg.limit_train))
@@ -54,13 +63,12 @@ class SearchDataModule(pl.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        self.setup()
-        return self.bundle.num_classes
+        """Known before ``setup`` (and before any download) for the registered datasets."""
+        return self.bundle.num_classes if self.bundle is not None else dataset_shape(self.cfg)[0]
 
     @property
     def in_channels(self) -> int:
-        self.setup()
-        return self.bundle.in_channels
+        return self.bundle.in_channels if self.bundle is not None else dataset_shape(self.cfg)[1]
 
     def _loader(self, ds: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
         workers = int(self.cfg.num_workers)

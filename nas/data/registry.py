@@ -1,9 +1,14 @@
 """Dataset registry: name -> train/test datasets with their shape facts.
 
-Every builder takes the ``dataset`` config and returns a :class:`DatasetBundle`. torchvision
-datasets are downloaded when ``dataset.download`` is true and the machine is online; when the
-files are absent and cannot be fetched, :class:`DatasetUnavailableError` names
-``dataset.root`` and the files expected there.
+Every builder takes the ``dataset`` config and whether it may download, and returns a
+:class:`DatasetBundle`. torchvision datasets are downloaded when that is true (by default
+``dataset.download``) and the machine is online; when the files are absent and cannot be
+fetched, :class:`DatasetUnavailableError` names ``dataset.root`` and the files expected there.
+
+The config is the one source of the data settings: ``dataset.mean``/``std`` normalise the
+torchvision datasets, ``dataset.image_size`` (when set) resizes every image,
+``dataset.crop_padding`` pads the random crops of augmentation, and ``dataset.test_fraction``
+is the share of digits held out for testing.
 """
 
 from __future__ import annotations
@@ -18,10 +23,6 @@ from torch.utils.data import Dataset, TensorDataset
 
 from nas.errors import ConfigError, DatasetUnavailableError
 
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-SVHN_MEAN, SVHN_STD = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)
-
 
 @dataclass
 class DatasetBundle:
@@ -34,13 +35,33 @@ class DatasetBundle:
     image_size: int
 
 
-Builder = Callable[[Any], DatasetBundle]
-_DATASETS: dict[str, Builder] = {}
+Builder = Callable[[Any, bool], DatasetBundle]  # (dataset config, may download) -> bundle
 
 
-def register_dataset(name: str) -> Callable[[Builder], Builder]:
+@dataclass(frozen=True)
+class _Entry:
+    builder: Builder
+    num_classes: int | None  # known without reading any file (None: build to find out)
+    in_channels: int | None
+    downloads: bool  # its files can be fetched (otherwise ``download`` is ignored)
+
+
+_DATASETS: dict[str, _Entry] = {}
+
+
+def register_dataset(
+    name: str,
+    *,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    downloads: bool = False,
+) -> Callable[[Builder], Builder]:
+    """Register ``fn(cfg, download)`` under ``name``; give its class and channel counts when
+    they are fixed, so :func:`dataset_shape` needs no file of it, and ``downloads=True`` when
+    it can fetch its files."""
+
     def wrap(fn: Builder) -> Builder:
-        _DATASETS[name] = fn
+        _DATASETS[name] = _Entry(fn, num_classes, in_channels, downloads)
         return fn
 
     return wrap
@@ -50,91 +71,138 @@ def available_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
-def build_dataset(cfg: Any) -> DatasetBundle:
-    """The bundle of ``cfg.name``; an unknown name lists the registered ones."""
+def _entry(cfg: Any) -> _Entry:
     try:
-        builder = _DATASETS[cfg.name]
+        return _DATASETS[cfg.name]
     except KeyError:
         raise ConfigError(
             f"unknown dataset {cfg.name!r} (dataset.name); known: {available_datasets()}"
         ) from None
-    return builder(cfg)
+
+
+def build_dataset(cfg: Any, *, download: bool | None = None) -> DatasetBundle:
+    """The bundle of ``cfg.name``; an unknown name lists the registered ones.
+
+    ``download``: whether absent files may be fetched (default ``dataset.download``); with
+    ``False`` nothing is downloaded whatever the config says.
+    """
+    entry = _entry(cfg)
+    return entry.builder(cfg, bool(cfg.download if download is None else download))
+
+
+def download_dataset(cfg: Any) -> None:
+    """Fetch the files of ``cfg.name`` when it downloads and ``dataset.download`` is true
+    (a no-op otherwise); call it on one process only."""
+    entry = _entry(cfg)
+    if entry.downloads and cfg.download:
+        entry.builder(cfg, True)
+
+
+def dataset_shape(cfg: Any) -> tuple[int, int]:
+    """``(num_classes, in_channels)`` of ``cfg.name``, without reading or downloading files
+    where the registry knows them (otherwise from a bundle built with ``download=False``)."""
+    entry = _entry(cfg)
+    if entry.num_classes is not None and entry.in_channels is not None:
+        return entry.num_classes, entry.in_channels
+    bundle = entry.builder(cfg, False)
+    return bundle.num_classes, bundle.in_channels
 
 
 # -- torchvision datasets ---------------------------------------------------------------
-def _transforms(cfg: Any, mean: Sequence[float], std: Sequence[float], size: int, train: bool):
+def _transforms(cfg: Any, size: int, native: int | None, train: bool) -> Any:
+    """PIL image -> normalised tensor ``[C, size, size]`` (``dataset.mean``/``std``).
+
+    Images not of the ``native`` size (``None``: unknown, always) are resized (shorter side)
+    to ``size`` first. With ``dataset.augment`` the training images are then randomly
+    cropped from a ``dataset.crop_padding`` zero-padded border and flipped; every other image
+    is centre-cropped to ``size`` (a no-op for square images).
+    """
     from torchvision import transforms as T
 
-    steps: list[Any] = []
+    steps: list[Any] = [T.Resize(size)] if size != native else []
     if train and cfg.augment:
-        steps += [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()]
-    steps += [T.ToTensor(), T.Normalize(mean, std)]
+        padding = int(cfg.crop_padding)
+        steps += [T.RandomCrop(size, padding=padding), T.RandomHorizontalFlip()]
+    elif size != native:
+        steps += [T.CenterCrop(size)]
+    steps += [T.ToTensor(), T.Normalize(tuple(cfg.mean), tuple(cfg.std))]
     return T.Compose(steps)
 
 
 def _torchvision(
-    cfg: Any, make: Callable[[bool, Any, bool], Dataset], expected: Sequence[str]
-) -> tuple[Dataset, Dataset]:
-    """``make(train, transform, download)`` for both splits, with an actionable error when offline."""
+    cfg: Any,
+    make: Callable[[bool, Any], Dataset],
+    expected: Sequence[str],
+    download: bool,
+    native: int,
+) -> tuple[Dataset, Dataset, int]:
+    """``make(train, transform)`` for both splits and the image size (``dataset.image_size``,
+    else ``native``), with an actionable error when the files are absent."""
     root = Path(cfg.root).expanduser()
-    mean, std = _STATS[cfg.name]
+    size = cfg.image_size or native
     try:
-        train = make(True, _transforms(cfg, mean, std, 32, True), cfg.download)
-        test = make(False, _transforms(cfg, mean, std, 32, False), cfg.download)
+        train = make(True, _transforms(cfg, size, native, True))
+        test = make(False, _transforms(cfg, size, native, False))
     except (RuntimeError, OSError) as err:  # torchvision: "Dataset not found"; urllib: offline
-        action = (
-            "could not be downloaded" if cfg.download else "is absent and dataset.download=false"
-        )
+        if download:
+            action = "could not be downloaded"
+        elif cfg.download:
+            action = "is absent (SearchDataModule.prepare_data downloads it, before setup)"
+        else:
+            action = "is absent and dataset.download=false"
         raise DatasetUnavailableError(
             f"dataset {cfg.name!r} {action} under dataset.root={str(root)!r} ({err}). "
             f"Put these files there (or set dataset.root to where they are): {', '.join(expected)}"
         ) from None
-    return train, test
+    return train, test, size
 
 
-_STATS = {
-    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
-    "cifar100": (CIFAR100_MEAN, CIFAR100_STD),
-    "svhn": (SVHN_MEAN, SVHN_STD),
-}
-
-
-@register_dataset("cifar10")
-def cifar10(cfg: Any) -> DatasetBundle:
+@register_dataset("cifar10", num_classes=10, in_channels=3, downloads=True)
+def cifar10(cfg: Any, download: bool) -> DatasetBundle:
     from torchvision.datasets import CIFAR10
 
     files = [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)]
     files += ["cifar-10-batches-py/test_batch", "cifar-10-batches-py/batches.meta"]
-    train, test = _torchvision(
-        cfg, lambda tr, tf, dl: CIFAR10(cfg.root, train=tr, transform=tf, download=dl), files
+    train, test, size = _torchvision(
+        cfg,
+        lambda tr, tf: CIFAR10(cfg.root, train=tr, transform=tf, download=download),
+        files,
+        download,
+        native=32,
     )
-    return DatasetBundle(train, test, num_classes=10, in_channels=3, image_size=32)
+    return DatasetBundle(train, test, num_classes=10, in_channels=3, image_size=size)
 
 
-@register_dataset("cifar100")
-def cifar100(cfg: Any) -> DatasetBundle:
+@register_dataset("cifar100", num_classes=100, in_channels=3, downloads=True)
+def cifar100(cfg: Any, download: bool) -> DatasetBundle:
     from torchvision.datasets import CIFAR100
 
     files = ["cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta"]
-    train, test = _torchvision(
-        cfg, lambda tr, tf, dl: CIFAR100(cfg.root, train=tr, transform=tf, download=dl), files
+    train, test, size = _torchvision(
+        cfg,
+        lambda tr, tf: CIFAR100(cfg.root, train=tr, transform=tf, download=download),
+        files,
+        download,
+        native=32,
     )
-    return DatasetBundle(train, test, num_classes=100, in_channels=3, image_size=32)
+    return DatasetBundle(train, test, num_classes=100, in_channels=3, image_size=size)
 
 
-@register_dataset("svhn")
-def svhn(cfg: Any) -> DatasetBundle:
+@register_dataset("svhn", num_classes=10, in_channels=3, downloads=True)
+def svhn(cfg: Any, download: bool) -> DatasetBundle:
     from torchvision.datasets import SVHN
 
-    def make(train: bool, tf: Any, dl: bool) -> Dataset:
-        return SVHN(cfg.root, split="train" if train else "test", transform=tf, download=dl)
+    def make(train: bool, tf: Any) -> Dataset:
+        split = "train" if train else "test"
+        return SVHN(cfg.root, split=split, transform=tf, download=download)
 
-    train, test = _torchvision(cfg, make, ["train_32x32.mat", "test_32x32.mat"])
-    return DatasetBundle(train, test, num_classes=10, in_channels=3, image_size=32)
+    files = ["train_32x32.mat", "test_32x32.mat"]
+    train, test, size = _torchvision(cfg, make, files, download, native=32)
+    return DatasetBundle(train, test, num_classes=10, in_channels=3, image_size=size)
 
 
 @register_dataset("imagefolder")
-def imagefolder(cfg: Any) -> DatasetBundle:
+def imagefolder(cfg: Any, download: bool = False) -> DatasetBundle:
     """torchvision ``ImageFolder`` trees ``<dir>/<class>/<image>`` for train and test.
 
     ``scripts/prepare_cifar10_jpeg.py`` writes this layout from the offline CIFAR-10 JPEGs.
@@ -151,9 +219,9 @@ def imagefolder(cfg: Any) -> DatasetBundle:
             )
         dirs[key] = str(Path(value).expanduser())
     size = cfg.image_size or 32
-    mean, std = tuple(cfg.mean), tuple(cfg.std)
-    train = ImageFolder(dirs["train_dir"], transform=_transforms(cfg, mean, std, size, True))
-    test = ImageFolder(dirs["test_dir"], transform=_transforms(cfg, mean, std, size, False))
+    # the images' own size is unknown: every image is resized to ``size``
+    train = ImageFolder(dirs["train_dir"], transform=_transforms(cfg, size, None, True))
+    test = ImageFolder(dirs["test_dir"], transform=_transforms(cfg, size, None, False))
     if train.classes != test.classes:
         raise DatasetUnavailableError(
             f"dataset.train_dir and dataset.test_dir hold different classes: "
@@ -163,12 +231,13 @@ def imagefolder(cfg: Any) -> DatasetBundle:
 
 
 # -- offline datasets -------------------------------------------------------------------
-@register_dataset("digits")
-def digits(cfg: Any) -> DatasetBundle:
+@register_dataset("digits", num_classes=10, in_channels=1)
+def digits(cfg: Any, download: bool = False) -> DatasetBundle:
     """scikit-learn's bundled 8x8 grey digits (1,797 images, 10 classes): works offline.
 
-    A fixed stratified 80/20 train/test split (``dataset.split_seed``); pixels scaled to [0, 1]
-    and standardised with the training set's mean and std.
+    A fixed stratified train/test split holding out ``dataset.test_fraction`` (default 0.2;
+    ``dataset.split_seed``); pixels scaled to [0, 1], resized (bilinear) to
+    ``dataset.image_size`` when set, and standardised with the training set's mean and std.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -176,8 +245,14 @@ def digits(cfg: Any) -> DatasetBundle:
     data = load_digits()
     x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.tensor(data.target, dtype=torch.long)
+    size = cfg.image_size or x.shape[-1]
+    if size != x.shape[-1]:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
     idx_train, idx_test = train_test_split(
-        range(len(y)), test_size=0.2, stratify=y.numpy(), random_state=cfg.split_seed
+        range(len(y)),
+        test_size=float(cfg.test_fraction),
+        stratify=y.numpy(),
+        random_state=cfg.split_seed,
     )
     x_train, x_test = x[idx_train], x[idx_test]
     mean, std = x_train.mean(), x_train.std()
@@ -186,12 +261,12 @@ def digits(cfg: Any) -> DatasetBundle:
         TensorDataset((x_test - mean) / std, y[idx_test]),
         num_classes=10,
         in_channels=1,
-        image_size=8,
+        image_size=size,
     )
 
 
 @register_dataset("synthetic")
-def synthetic(cfg: Any) -> DatasetBundle:
+def synthetic(cfg: Any, download: bool = False) -> DatasetBundle:
     """Gaussian images around one random template per class: learnable, instant, offline."""
     g = torch.Generator().manual_seed(cfg.split_seed)
     classes, size, ch = cfg.num_classes or 10, cfg.image_size or 16, cfg.channels

@@ -18,7 +18,8 @@ class ProxyEvaluator:
     """Scores archs of ``space`` with the registered proxy ``proxy`` (source ``proxy:<name>``).
 
     Each arch's standalone subnet (``space.build_subnet``) is initialised from the same torch
-    seed ``seed``, so scores are deterministic and comparable across archs. ``inputs``
+    seed ``seed`` on the CPU, then moved to the device of ``inputs``, so scores are
+    deterministic and comparable across archs and devices. ``inputs``
     ``[B, C, H, W]`` (and ``targets`` ``[B]`` for proxies that need labels) is the one fixed
     batch every arch sees; ``batch_size`` and ``options`` go to
     :func:`~nas.evaluate.proxies.compute_proxy`. A vector proxy (``lid``) is scored by its
@@ -55,7 +56,8 @@ class ProxyEvaluator:
 
     def raw(self, arch: Arch) -> torch.Tensor:
         """The proxy's own output for ``arch``: a 0-d tensor, or ``[layers]`` for a vector proxy."""
-        with torch.random.fork_rng(devices=[]):
+        # drawn on the CPU whatever the default device, so every device scores the same weights
+        with torch.random.fork_rng(devices=[]), torch.device("cpu"):
             torch.manual_seed(self.seed)
             net = self.space.build_subnet(arch, self.num_classes, self.inputs.shape[1])
         net = net.to(self.inputs.device)

@@ -23,15 +23,16 @@ def jacov(
     ``-sum(log(lambda + k) + 1 / (lambda + k))`` (float64). NaN when some image's gradient is
     constant (e.g. zero). ``targets`` is ignored.
     """
+    nan = torch.full((), float("nan"), dtype=torch.float64, device=inputs.device)
     x = inputs.detach().clone().requires_grad_(True)
     net.train()
     net.zero_grad()
     out = net(x)
     (jac,) = torch.autograd.grad(out, x, torch.ones_like(out), allow_unused=True)
     if jac is None:  # the output does not depend on the input
-        return torch.tensor(float("nan"), dtype=torch.float64)
+        return nan
     corr = torch.corrcoef(jac.reshape(len(x), -1).double())
     if not torch.isfinite(corr).all():
-        return torch.tensor(float("nan"), dtype=torch.float64)
+        return nan
     eig = torch.linalg.eigvalsh(corr)
     return -(torch.log(eig + k) + 1.0 / (eig + k)).sum()

@@ -21,7 +21,7 @@ def naswot(
     ``K`` is singular, e.g. a network whose cells pass nothing). ``targets`` is ignored.
     """
     b = len(inputs)
-    kernel = torch.zeros(b, b, dtype=torch.float64)
+    kernel = torch.zeros(b, b, dtype=torch.float64, device=inputs.device)
 
     def hook(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         # the output's sign pattern equals the input's, and survives an in-place ReLU

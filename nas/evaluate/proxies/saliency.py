@@ -23,7 +23,8 @@ def snip(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.T
     """SNIP connection sensitivity ("SNIP: Single-shot Network Pruning based on Connection
     Sensitivity", arXiv 1810.02340): ``sum over conv/linear weights of |w * dL/dw|``."""
     layers = _loss_gradients(net, inputs, targets)
-    return sum(((m.weight * m.weight.grad).abs().sum() for m in layers), torch.zeros(()))
+    zero = torch.zeros((), device=inputs.device)
+    return sum(((m.weight * m.weight.grad).abs().sum() for m in layers), zero)
 
 
 @proxy("grad_norm", labels=True, grad=True)
@@ -31,4 +32,4 @@ def grad_norm(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> to
     """Gradient norm: ``sum over conv/linear layers of ||dL/dW||_2`` (per-layer Euclidean
     norms of the cross-entropy gradient, summed)."""
     layers = _loss_gradients(net, inputs, targets)
-    return sum((m.weight.grad.norm() for m in layers), torch.zeros(()))
+    return sum((m.weight.grad.norm() for m in layers), torch.zeros((), device=inputs.device))

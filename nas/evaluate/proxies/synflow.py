@@ -35,5 +35,5 @@ def synflow(
             for m in weight_layers(net)
             if m.weight.grad is not None
         ),
-        torch.zeros((), dtype=torch.float64),
+        torch.zeros((), dtype=torch.float64, device=inputs.device),
     )
