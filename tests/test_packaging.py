@@ -1,0 +1,79 @@
+"""pyproject.toml states what the code needs: every import of ``nas`` is a declared core
+dependency, the floors admit no release lacking an API we call, and optional features stay
+optional."""
+
+import ast
+import sys
+import tomllib
+
+from packaging.requirements import Requirement
+
+from tests.conftest import ROOT
+
+# import name -> distribution name, where they differ
+DISTRIBUTIONS = {
+    "sklearn": "scikit-learn",
+    "pytorch_lightning": "pytorch-lightning",
+    "hydra": "hydra-core",
+    "PIL": "pillow",
+}
+OPTIONAL = {"wandb", "matplotlib", "onnx", "onnxruntime", "PIL", "nats_bench"}
+
+
+def _project() -> dict:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]
+
+
+def _requirements(items: list[str]) -> dict[str, Requirement]:
+    return {(r := Requirement(s)).name: r for s in items}
+
+
+def _top_level_imports(path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_import_of_nas_is_declared():
+    stdlib = set(sys.stdlib_module_names) | {"__future__", "nas"}
+    used = set().union(*(_top_level_imports(p) for p in (ROOT / "nas").rglob("*.py")))
+    core = _requirements(_project()["dependencies"])
+    missing = {DISTRIBUTIONS.get(m, m) for m in used - stdlib - OPTIONAL} - set(core)
+    assert not missing, f"imported by nas/ but not in [project.dependencies]: {missing}"
+
+
+def test_floors_exclude_releases_without_the_apis_we_call():
+    core = _requirements(_project()["dependencies"])
+    # Trainer.fit(..., weights_only=True) appeared in pytorch-lightning 2.6
+    assert "2.5.9" not in core["pytorch-lightning"].specifier
+    assert "2.6.0" in core["pytorch-lightning"].specifier
+    assert "2.3.1" not in core["torch"].specifier  # torch.amp.GradScaler("cpu")
+
+
+def _module_level_imports(path) -> set[str]:
+    """Top-level names imported outside any function (what ``import nas...`` executes)."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_optional_features_are_extras_imported_where_used():
+    project = _project()
+    core = _requirements(project["dependencies"])
+    assert not {"wandb", "matplotlib", "timm"} & set(core)
+    assert {"wandb", "plots"} <= set(project["optional-dependencies"])
+    eager = {
+        str(p.relative_to(ROOT)): _module_level_imports(p) & OPTIONAL
+        for p in (ROOT / "nas").rglob("*.py")
+    }
+    assert not {k: v for k, v in eager.items() if v}, "optional modules imported at import time"
