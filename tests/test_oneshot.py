@@ -81,3 +81,27 @@ def test_rejects_unlabelled_validation_batches(setup):
     _, supernet, calib, _ = setup
     with pytest.raises(ValueError, match="labels"):
         OneShotEvaluator(supernet, calib, [torch.randn(2, 3, 8, 8)])
+
+
+def test_darts_space_scores_the_single_path_of_each_arch():
+    """On the DARTS space (two cell kinds) the score is the accuracy of the arch's own path:
+    labels predicted by that recalibrated path score 100, another arch's path scores less."""
+    import random
+
+    from nas.spaces import DartsSpace
+
+    torch.manual_seed(0)
+    space = DartsSpace(c=4, layers=3)
+    supernet = build_supernet(space, num_classes=10, in_channels=3, c=4, layers=3)
+    calib = [torch.randn(16, 3, 8, 8) for _ in range(2)]
+    x = torch.randn(64, 3, 8, 8)
+    rng = random.Random(0)
+    a, b = space.sample(rng), space.sample(rng)
+    reference = copy.deepcopy(supernet)
+    weights = space.one_hot(a)
+    recalibrate_bn(reference, lambda t: reference(t, weights), calib)
+    with torch.no_grad():
+        labels = reference(x, weights).argmax(1)
+    scores = OneShotEvaluator(supernet, calib, [(x, labels)]).evaluate([a, b])
+    assert scores[0].value == 100.0
+    assert scores[1].value < 100.0
