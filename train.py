@@ -27,8 +27,19 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
     if result is None:  # a DDP rank other than zero: rank zero reports
         return
-    console.print(f"[bold green]search done[/] ({result.space}, epoch {result.epoch})")
-    console.print(f"derived architecture: {result.arch}")
+    final = result.final
+    if final is None:
+        console.print(f"[bold green]search done[/] ({result.space}, epoch {result.epoch})")
+        console.print(f"derived architecture: {result.arch}")
+    else:
+        console.print(f"[bold green]done[/] ({result.space})")
+        console.print(f"final architecture: {final['arch']}")
+        console.print(
+            f"one-shot score {final['oneshot_score']:.2f} (validation), test accuracy "
+            f"{final['test_accuracy']:.2f}, {final['params']:,} parameters, "
+            f"{final['flops']:,} FLOPs per image"
+        )
+        console.print(f"summary: {(result.run_dir / 'summary.md').resolve()}")
     console.print(f"results in: {result.run_dir.resolve()}")
 
 

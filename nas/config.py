@@ -15,6 +15,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from nas.errors import ConfigError
+from nas.evolution.refine import RefineConfig
+from nas.predictor.models import TrainConfig as PredictorTrainConfig
+
+#: the stages of a run, in order (``stages`` picks a subsequence)
+STAGES = ("search", "derive", "sample", "evolve", "export", "retrain")
 
 
 @dataclass
@@ -92,6 +97,66 @@ TrainerConfig = _trainer_schema()
 
 
 @dataclass
+class OneShotConfig:
+    """The one-shot evaluator: inherited weights, BatchNorm recalibrated per subnet."""
+
+    calib_batches: int = 4  # batches of the weights half that recalibrate BatchNorm
+    val_batches: int = 4  # batches of the arch (validation) half each subnet is scored on
+    batch_size: int = 256
+
+
+@dataclass
+class SampleConfig:
+    """The sample stage: the derived arch, then its neighbours, then random archs."""
+
+    size: int = 20  # subnets scored (K)
+    neighbours: int = 8  # at most this many neighbours of the derived arch
+    prescreen_pool: int = (
+        4  # with prescreen.proxy: each random arch is the proxy's best of this many
+    )
+
+
+@dataclass
+class PrescreenConfig:
+    """Training-free pre-screening of candidates by a zero-cost proxy (sample and refine)."""
+
+    proxy: str | None = None  # a registered proxy (epsilon, synflow, naswot, ...); null: off
+    images: int = 64  # training images the proxy sees
+
+
+@dataclass
+class ConstraintsConfig:
+    """Limits every evaluated arch obeys (single-path network at the supernet's size)."""
+
+    max_params: int | None = None
+    max_flops: int | None = None  # per image, convolutions and matrix products
+
+
+@dataclass
+class EvolutionConfig:
+    algorithm: str = "refine"  # refine | regularized | random
+    budget: int = 40  # one-shot evaluations beyond the sample stage's
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    population_size: int = 10  # regularized evolution
+    tournament_size: int = 3  # regularized evolution
+
+
+@dataclass
+class PredictorConfig:
+    kind: str = "delta"  # delta | absolute
+    max_distance: int = 2  # delta: pairs at most this many edits apart...
+    min_pairs: int = 64  # ...grown until there are this many
+    k_nearest: int = 5  # delta: archived archs a prediction averages over
+    train: PredictorTrainConfig = field(default_factory=PredictorTrainConfig)
+
+
+@dataclass
+class ExportConfig:
+    onnx: bool = True  # subnet.onnx, checked with onnxruntime (extra: export)
+    plots: bool = True  # plots/ (extra: plots)
+
+
+@dataclass
 class PathsConfig:
     root_dir: str = "."
     data_dir: str = "${paths.root_dir}/data"
@@ -103,6 +168,7 @@ class TrainConfig:
     name: str = "default"
     seed: int = 0
     resume: bool = True
+    stages: list[str] = field(default_factory=lambda: list(STAGES[:-1]))
     float32_matmul_precision: str = "high"  # torch.set_float32_matmul_precision
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
@@ -113,6 +179,13 @@ class TrainConfig:
     logger: dict[str, Any] = field(default_factory=dict)
     scale: dict[str, Any] = field(default_factory=dict)  # per-space network sizes
     paths: PathsConfig = field(default_factory=PathsConfig)
+    oneshot: OneShotConfig = field(default_factory=OneShotConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    prescreen: PrescreenConfig = field(default_factory=PrescreenConfig)
+    constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 def register_configs() -> None:
@@ -141,3 +214,11 @@ def check_config(cfg: Any) -> None:
     for group in ("callbacks", "logger"):
         for name, node in (cfg[group] or {}).items():
             _check_instantiable(f"{group}.{name}", node)
+    unknown = [s for s in cfg.stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown} in stages; known, in order: {list(STAGES)}")
+    order = [STAGES.index(s) for s in cfg.stages]
+    if order != sorted(set(order)):
+        raise ConfigError(
+            f"stages={list(cfg.stages)} must be distinct and in the order {list(STAGES)}"
+        )

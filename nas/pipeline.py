@@ -1,15 +1,27 @@
-"""The search pipeline: stages that read and write named files of one run directory.
+"""The stages of one run and the files through which they meet (DESIGN.md, "The flow").
 
-Implemented stages: ``search`` (train the supernet, ``supernet.ckpt``) and ``derive``
-(``derived.json`` with ``"final": true``). Each stage is skipped when its output exists and
-``resume`` is true; an interrupted search continues from ``checkpoints/last.ckpt``.
+``search`` trains the supernet (``checkpoints/``, ``alphas.jsonl``, ``derived.json``,
+``supernet.ckpt``); ``derive`` marks the derived arch final; ``sample`` scores K subnets
+around it one-shot (``archive.jsonl``); ``evolve`` searches from the archive with the
+predictor-guided refiner (``archive.jsonl``, ``predictor.pt``); ``export`` writes the final
+model and report (``final.json``, ``subnet.pt``, ``subnet.onnx``, ``summary.md``, ``plots/``);
+``retrain`` trains the final arch from scratch (``retrain.json``). ``stages`` picks which run.
+
+Each stage reads earlier stages' files and is skipped when its own output is complete, so
+rerunning a killed run's command continues where it stopped; archived subnets are never
+scored again (the searches replay them from the archive). Each stage's work is a call into
+its part; this module only wires them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import random
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -17,29 +29,151 @@ from omegaconf import DictConfig, OmegaConf
 
 from nas.config import check_config
 from nas.data import SearchDataModule
-from nas.errors import ConfigError
+from nas.errors import ConfigError, NasError
+from nas.evaluate import OneShotEvaluator, ProxyEvaluator
+from nas.evaluate.proxies import available_proxies
+from nas.evolution import (
+    Archive,
+    RefineConfig,
+    Tracker,
+    random_search,
+    refine,
+    regularized_evolution,
+    sample_around,
+)
+from nas.export import CostModel, export_final
+from nas.files import (
+    ARCHIVE_FILE,
+    CHECKPOINT_DIR,
+    DERIVED_FILE,
+    FINAL_FILE,
+    PREDICTOR_FILE,
+    RETRAIN_FILE,
+    SUPERNET_FILE,
+)
 from nas.io import read_json, write_json_atomic
-from nas.search import CHECKPOINT_DIR, DERIVED_FILE, SupernetModule, build_space, build_trainer
-from nas.spaces import SearchSpace
+from nas.predictor import build_predictor, save_predictor
+from nas.search import SupernetModule, build_space, build_trainer
+from nas.spaces import Arch
 
 log = logging.getLogger(__name__)
 
-SUPERNET_FILE = "supernet.ckpt"
+SAMPLE_STAGE = "sample"
 
 
 @dataclass
 class RunResult:
     run_dir: Path
     space: str
-    arch: str
+    arch: str  # the final arch when export ran, else the derived one
     epoch: int
+    final: dict[str, Any] | None = None
 
 
-def search_stage(cfg: DictConfig, run_dir: Path) -> bool:
-    """Train the supernet and strategy; writes ``checkpoints/``, ``derived.json``, ``supernet.ckpt``.
+class Run:
+    """One run directory and the parts its stages share, each built on first use."""
 
-    Returns whether this process is the global rank zero (the one that runs later stages).
-    """
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.dir = Path(cfg.paths.output_dir)
+        self.space = build_space(cfg.space)
+        self.rank_zero = True
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    @cached_property
+    def device(self) -> torch.device:
+        accelerator = str(self.cfg.trainer.accelerator)
+        cuda = accelerator in ("gpu", "cuda") or (
+            accelerator == "auto" and torch.cuda.is_available()
+        )
+        return torch.device("cuda" if cuda else "cpu")
+
+    @cached_property
+    def datamodule(self) -> SearchDataModule:
+        dm = SearchDataModule(self.cfg.dataset)
+        dm.prepare_data()
+        dm.setup()
+        return dm
+
+    @cached_property
+    def supernet_module(self) -> SupernetModule:
+        path = self.path(SUPERNET_FILE)
+        if not path.exists():
+            raise NasError(f"{path} is missing: run the search stage first (stages=[search, ...])")
+        module = SupernetModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        return module.to(self.device).eval()
+
+    @cached_property
+    def evaluator(self) -> OneShotEvaluator:
+        o = self.cfg.oneshot
+        dm = self.datamodule
+        calib = dm.fixed_batches("weights", o.calib_batches, o.batch_size, seed=self.cfg.seed)
+        val = dm.fixed_batches("arch", o.val_batches, o.batch_size)
+        return OneShotEvaluator(self.supernet_module.supernet, calib, val)
+
+    @cached_property
+    def prescreen(self) -> ProxyEvaluator | None:
+        p = self.cfg.prescreen
+        if p.proxy is None:
+            return None
+        if p.proxy not in available_proxies():
+            raise ConfigError(
+                f"unknown proxy {p.proxy!r} (prescreen.proxy); known: {available_proxies()}"
+            )
+        x, y = self.datamodule.fixed_batches("weights", 1, p.images, seed=self.cfg.seed)[0]
+        return ProxyEvaluator(
+            self.space,
+            p.proxy,
+            x.to(self.device),
+            y.to(self.device),
+            num_classes=self.datamodule.num_classes,
+            seed=self.cfg.seed,
+        )
+
+    @cached_property
+    def cost(self) -> CostModel:
+        dm = self.datamodule
+        image = dm.fixed_batches("weights", 1, 1)[0][0]
+        return CostModel(
+            self.space,
+            dm.num_classes,
+            dm.in_channels,
+            image.shape[-1],
+            self.supernet_module.hparams["space"].get("supernet") or {},
+        )
+
+    def feasible(self, arch: Arch) -> bool:
+        c = self.cfg.constraints
+        if c.max_params is not None and self.cost.params(arch) > c.max_params:
+            return False
+        return c.max_flops is None or self.cost.flops(arch) <= c.max_flops
+
+    @cached_property
+    def archive(self) -> Archive:
+        return Archive(self.space, self.path(ARCHIVE_FILE))
+
+    def oneshot_entries(self, stage: str | None = None) -> list:
+        return [
+            e
+            for e in self.archive
+            if e.score.source == "oneshot" and (stage is None or e.stage == stage)
+        ]
+
+    def rng(self, stage: str) -> random.Random:
+        """The draws of ``stage``: seeded by the run's seed and the stage, so a rerun repeats them."""
+        return random.Random(f"{self.cfg.seed}:{stage}")
+
+
+# -- stages ---------------------------------------------------------------------------------
+def search_done(run: Run) -> bool:
+    return run.path(SUPERNET_FILE).exists() and run.path(DERIVED_FILE).exists()
+
+
+def search(run: Run) -> None:
+    """Train the supernet and strategy; writes ``checkpoints/``, ``derived.json``, ``supernet.ckpt``."""
+    cfg = run.cfg
     datamodule = SearchDataModule(cfg.dataset)  # Lightning runs prepare_data, then setup
     module = SupernetModule(
         space=OmegaConf.to_container(cfg.space, resolve=True),
@@ -47,8 +181,8 @@ def search_stage(cfg: DictConfig, run_dir: Path) -> bool:
         num_classes=datamodule.num_classes,
         in_channels=datamodule.in_channels,
     )
-    trainer = build_trainer(cfg, run_dir)
-    last = run_dir / CHECKPOINT_DIR / "last.ckpt"
+    trainer = build_trainer(cfg, run.dir)
+    last = run.path(CHECKPOINT_DIR) / "last.ckpt"
     ckpt_path = str(last) if cfg.resume and last.exists() else None
     if ckpt_path:
         log.info("resuming the search from %s", ckpt_path)
@@ -56,31 +190,151 @@ def search_stage(cfg: DictConfig, run_dir: Path) -> bool:
     if trainer.interrupted:
         raise KeyboardInterrupt("search interrupted; rerun with the same hydra.run.dir to resume")
     # every rank calls save_checkpoint (it synchronises them); rank zero writes the file
-    trainer.save_checkpoint(run_dir / SUPERNET_FILE, weights_only=False)
-    return trainer.is_global_zero
+    trainer.save_checkpoint(run.path(SUPERNET_FILE), weights_only=False)
+    run.rank_zero = trainer.is_global_zero
 
 
-def derive_stage(run_dir: Path, space: SearchSpace) -> RunResult:
+def derive_done(run: Run) -> bool:
+    path = run.path(DERIVED_FILE)
+    return path.exists() and read_json(path).get("final", False)
+
+
+def derive(run: Run) -> None:
     """Mark the last epoch's derived architecture final (validating it against the space)."""
-    derived = read_json(run_dir / DERIVED_FILE)
-    arch = space.from_json(derived)
+    derived = read_json(run.path(DERIVED_FILE))
+    arch = run.space.from_json(derived)
     write_json_atomic(
-        run_dir / DERIVED_FILE, {**space.to_json(arch), "epoch": derived["epoch"], "final": True}
+        run.path(DERIVED_FILE),
+        {**run.space.to_json(arch), "epoch": derived["epoch"], "final": True},
     )
-    return RunResult(run_dir, space.name, space.to_str(arch), int(derived["epoch"]))
 
 
-def _done(run_dir: Path) -> bool:
-    derived = run_dir / DERIVED_FILE
-    return (
-        (run_dir / SUPERNET_FILE).exists()
-        and derived.exists()
-        and read_json(derived).get("final", False)
+def sample_done(run: Run) -> bool:
+    return len(run.oneshot_entries(SAMPLE_STAGE)) >= run.cfg.sample.size
+
+
+def sample(run: Run) -> None:
+    """Score K subnets one-shot: the derived arch, its neighbours, random archs (``archive.jsonl``)."""
+    cfg = run.cfg.sample
+    derived = run.space.from_json(read_json(run.path(DERIVED_FILE)))
+    tracker = Tracker(run.evaluator, cfg.size, run.archive, run.feasible)
+    sample_around(
+        tracker,
+        derived,
+        cfg.neighbours,
+        run.rng(SAMPLE_STAGE),
+        run.prescreen,
+        cfg.prescreen_pool,
+        stage=SAMPLE_STAGE,
     )
+
+
+def evolve_done(run: Run) -> bool:
+    sampled = len(run.oneshot_entries(SAMPLE_STAGE))
+    return (run.path(PREDICTOR_FILE).exists() or run.cfg.evolution.algorithm != "refine") and len(
+        run.oneshot_entries()
+    ) >= sampled + run.cfg.evolution.budget
+
+
+def evolve(run: Run) -> None:
+    """Search from the sampled subnets with ``evolution.algorithm``; every evaluation archived."""
+    cfg, p = run.cfg.evolution, run.cfg.predictor
+    init = [e.arch for e in run.oneshot_entries(SAMPLE_STAGE)]
+    rng = run.rng("evolve")
+    budget = len(init) + cfg.budget
+    if cfg.algorithm == "refine":
+        options = {
+            "max_distance": p.max_distance,
+            "min_pairs": p.min_pairs,
+            "k_nearest": p.k_nearest,
+        }
+        try:
+            predictor = build_predictor(p.kind, run.space, p.train, **options)
+            refine_cfg = RefineConfig(**cfg.refine)
+        except ValueError as err:
+            raise ConfigError(f"{err} (predictor.* / evolution.refine.*)") from None
+        tracker = refine(
+            run.evaluator,
+            budget,
+            rng,
+            lambda space: predictor,
+            run.archive,
+            run.feasible,
+            refine_cfg,
+            init=init,
+            prescreen=run.prescreen,
+        )
+        finite = [e for e in tracker.history if math.isfinite(e.score.value)]
+        if len(finite) >= 2:  # the predictor's final fit, on everything the search scored
+            archs, scores = [e.arch for e in finite], [e.score.value for e in finite]
+            predictor.fit(archs, scores)
+            save_predictor(run.path(PREDICTOR_FILE), predictor, archs, scores, options)
+    elif cfg.algorithm == "regularized":
+        regularized_evolution(
+            run.evaluator,
+            budget,
+            rng,
+            run.archive,
+            run.feasible,
+            cfg.population_size,
+            cfg.tournament_size,
+        )
+    elif cfg.algorithm == "random":
+        random_search(run.evaluator, budget, rng, run.archive, run.feasible)
+    else:
+        raise ConfigError(
+            f"unknown evolution.algorithm {cfg.algorithm!r}; known: refine, regularized, random"
+        )
+
+
+def export_done(run: Run) -> bool:
+    return run.path(FINAL_FILE).exists()
+
+
+def export(run: Run) -> None:
+    """Write the best one-shot arch as ``final.json``, ``subnet.pt``, ``subnet.onnx``, ``summary.md``, ``plots/``."""
+    entries = [e for e in run.oneshot_entries() if run.feasible(e.arch)]
+    if not entries:
+        raise NasError(f"{run.path(ARCHIVE_FILE)} holds no one-shot score: run the sample stage")
+    dm = run.datamodule
+    module = run.supernet_module
+    export_final(
+        run.dir,
+        run.space,
+        module.hparams["space"],
+        module.supernet,
+        entries,
+        algorithm=run.cfg.evolution.algorithm,
+        calib=run.evaluator.calib,
+        test=dm.fixed_batches("test", 10**9, run.cfg.oneshot.batch_size),
+        num_classes=dm.num_classes,
+        in_channels=dm.in_channels,
+        params_of=run.cost.params,
+        onnx=run.cfg.export.onnx,
+        plots=run.cfg.export.plots,
+    )
+
+
+def retrain_done(run: Run) -> bool:
+    return run.path(RETRAIN_FILE).exists()
+
+
+def retrain(run: Run) -> None:
+    raise ConfigError("the retrain stage is not available yet; drop it from stages")
+
+
+STAGES = {
+    "search": (search, search_done),
+    "derive": (derive, derive_done),
+    "sample": (sample, sample_done),
+    "evolve": (evolve, evolve_done),
+    "export": (export, export_done),
+    "retrain": (retrain, retrain_done),
+}
 
 
 def run(cfg: DictConfig) -> RunResult | None:
-    """Run every stage of one search in ``cfg.paths.output_dir``.
+    """Run the configured stages of one search in ``cfg.paths.output_dir``.
 
     Returns the result on the process that ran the later stages; ``None`` on the other ranks
     of a multi-process (DDP) search, which only train.
@@ -89,7 +343,7 @@ def run(cfg: DictConfig) -> RunResult | None:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not cfg.resume and any(
-        (run_dir / f).exists() for f in (DERIVED_FILE, SUPERNET_FILE, CHECKPOINT_DIR)
+        (run_dir / f).exists() for f in (DERIVED_FILE, SUPERNET_FILE, CHECKPOINT_DIR, ARCHIVE_FILE)
     ):
         raise ConfigError(
             f"run directory {run_dir} already holds results and resume=false; set resume=true "
@@ -97,9 +351,22 @@ def run(cfg: DictConfig) -> RunResult | None:
         )
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    space = build_space(cfg.space)
-    if cfg.resume and _done(run_dir):
-        log.info("search stage already done in %s; skipping", run_dir)
-    elif not search_stage(cfg, run_dir):
-        return None
-    return derive_stage(run_dir, space)
+    state = Run(cfg)
+    for name in cfg.stages:
+        work, done = STAGES[name]
+        if cfg.resume and done(state):
+            log.info("%s stage already done in %s; skipping", name, run_dir)
+            continue
+        log.info("%s stage", name)
+        work(state)
+        if not state.rank_zero:
+            return None
+    derived = read_json(state.path(DERIVED_FILE))
+    final = read_json(state.path(FINAL_FILE)) if state.path(FINAL_FILE).exists() else None
+    return RunResult(
+        run_dir,
+        state.space.name,
+        final["arch"] if final else derived["arch"],
+        int(derived["epoch"]),
+        final,
+    )

@@ -26,6 +26,12 @@ def test_train_py_digits_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert str(run_dir) in proc.stdout.replace("\n", "")
 
+    final = read_json(run_dir / "final.json")
+    for shown in (final["arch"][:40], "summary.md", f"{final['params']:,} parameters"):
+        assert shown in proc.stdout.replace("\n", ""), shown
+    assert final["test_accuracy"] > 20  # 10 classes: chance is 10
+    for name in ("subnet.pt", "subnet.onnx", "archive.jsonl", "predictor.pt", "plots/cell.png"):
+        assert (run_dir / name).exists(), name
     derived = read_json(run_dir / "derived.json")
     assert derived["final"] and derived["epoch"] == 1
     arch = get_space("darts").from_json(derived)  # parses back into the space

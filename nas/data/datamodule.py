@@ -98,3 +98,15 @@ class SearchDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         """The held-out test split: for final evaluation and retraining, never for search."""
         return self._loader(self.bundle.test, False, self.cfg.eval_batch_size)
+
+    def fixed_batches(
+        self, split: str, n: int, batch_size: int, seed: int | None = None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``n`` batches of ``split`` (``"weights"``, ``"arch"`` or ``"test"``), in a
+        fixed order (shuffled by ``seed`` when given), materialised once: the one-shot
+        evaluator scores every subnet on the same images. Fewer when the split runs out."""
+        self.setup()
+        ds = {"weights": self.weights_set, "arch": self.arch_set, "test": self.bundle.test}[split]
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        loader = DataLoader(ds, batch_size=batch_size, shuffle=g is not None, generator=g)
+        return [batch for batch, _ in zip(loader, range(n), strict=False)]

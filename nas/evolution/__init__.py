@@ -5,6 +5,7 @@ from nas.evolution.archive import Archive, Entry
 from nas.evolution.random_search import random_search
 from nas.evolution.refine import RefineConfig, refine
 from nas.evolution.regularized import regularized_evolution
+from nas.evolution.sample import sample_around
 from nas.evolution.tracker import Feasible, Tracker
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "random_search",
     "refine",
     "regularized_evolution",
+    "sample_around",
 ]

@@ -35,7 +35,7 @@ from nas.predictor import Predictor
 from nas.spaces import Arch, SearchSpace
 
 
-@dataclass(frozen=True)
+@dataclass
 class RefineConfig:
     """Knobs of :func:`refine` (see the module docstring)."""
 

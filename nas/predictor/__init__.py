@@ -5,16 +5,21 @@ from nas.predictor.absolute import AbsolutePredictor
 from nas.predictor.base import Prediction, Predictor
 from nas.predictor.delta import DeltaPredictor
 from nas.predictor.encoding import ArchEncoder, changed_rows
+from nas.predictor.factory import PREDICTORS, build_predictor, load_predictor, save_predictor
 from nas.predictor.models import TrainConfig
 from nas.predictor.pairs import close_pairs
 
 __all__ = [
+    "PREDICTORS",
     "AbsolutePredictor",
     "ArchEncoder",
     "DeltaPredictor",
     "Prediction",
     "Predictor",
     "TrainConfig",
+    "build_predictor",
     "changed_rows",
     "close_pairs",
+    "load_predictor",
+    "save_predictor",
 ]

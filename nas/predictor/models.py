@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 
-@dataclass(frozen=True)
+@dataclass
 class TrainConfig:
     """Ensemble size, MLP shape and training of the predictors.
 

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
+from nas.files import ALPHAS_FILE, DERIVED_FILE
 from nas.io import append_jsonl, read_jsonl, write_json_atomic
-
-DERIVED_FILE = "derived.json"
-ALPHAS_FILE = "alphas.jsonl"
 
 
 class ArchitectureWriter(pl.Callback):

@@ -16,9 +16,10 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from pytorch_lightning.loggers import Logger, WandbLogger
 
+from nas.files import CHECKPOINT_DIR
 from nas.search.callbacks import ArchitectureWriter
 
-CHECKPOINT_DIR = "checkpoints"
+__all__ = ["CHECKPOINT_DIR", "build_callbacks", "build_loggers", "build_trainer", "wandb_logger"]
 
 
 def wandb_mode(configured: str | None) -> str:

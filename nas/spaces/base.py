@@ -103,6 +103,11 @@ class SearchSpace(abc.ABC):
                     f"op weights[{kind!r}] must have shape ({edges}, {len(self.op_names)}), got {shape}"
                 )
 
+    @abc.abstractmethod
+    def cell_graphs(self, arch: Arch) -> dict[str, tuple[list[str], list[tuple[str, str, str]]]]:
+        """Each cell of ``arch`` as a graph for drawing: ``{kind: (nodes, [(src, dst, op)])}``,
+        nodes in topological order; edges that pass nothing (``none``) are left out."""
+
     # -- networks -----------------------------------------------------------------------
     @abc.abstractmethod
     def build_subnet(self, arch: Arch, num_classes: int, in_channels: int = 3) -> nn.Module:

@@ -298,6 +298,19 @@ class DartsSpace(SearchSpace):
             out[kind] = w
         return out
 
+    def cell_graphs(
+        self, arch: Genotype
+    ) -> dict[str, tuple[list[str], list[tuple[str, str, str]]]]:
+        names = ["c_{k-2}", "c_{k-1}", *map(str, range(STEPS)), "c_{k}"]
+        out = {}
+        for kind in CELL_KINDS:
+            edges = [
+                (names[j], names[g // 2 + 2], op) for g, (op, j) in enumerate(getattr(arch, kind))
+            ]
+            edges += [(names[s], names[-1], "") for s in getattr(arch, f"{kind}_concat")]
+            out[kind] = (names, edges)
+        return out
+
     def derive(self, weights: OpWeights) -> Genotype:
         """Per node, the two inputs whose best non-``none`` weight is largest, each with that op."""
         self.check_weights(weights)

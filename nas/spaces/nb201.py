@@ -162,6 +162,13 @@ class NB201Space(SearchSpace):
             w[e, NB201_OPS.index(op)] = 1.0
         return {"cell": w}
 
+    def cell_graphs(
+        self, arch: NB201Arch
+    ) -> dict[str, tuple[list[str], list[tuple[str, str, str]]]]:
+        self._check(arch)
+        edges = [(str(i), str(j), op) for (i, j), op in zip(NB201_EDGES, arch, strict=True)]
+        return {"cell": (["0", "1", "2", "3"], [e for e in edges if e[2] != "none"])}
+
     def derive(self, weights: OpWeights) -> NB201Arch:
         self.check_weights(weights)
         best = weights["cell"].detach().float().argmax(dim=1).tolist()

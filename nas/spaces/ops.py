@@ -50,8 +50,11 @@ def cat_channels(xs: Sequence[torch.Tensor]) -> torch.Tensor:
     """``torch.cat(xs, dim=1)`` whose backward hands each channels-last input a dense
     channels-last gradient instead of a channel slice of the output's gradient: such a slice is
     dense in no layout, and kernels reading it take slow paths (BatchNorm's backward on CPU
-    ran 15x slower, torch 2.14). Other inputs get the slices, as from ``torch.cat``.
+    ran 15x slower, torch 2.14). Other inputs get the slices, as from ``torch.cat``. Without a
+    gradient to hand back (inference, export) it is ``torch.cat`` itself.
     ``[B, C_i, H, W]`` each -> ``[B, sum C_i, H, W]``."""
+    if not (torch.is_grad_enabled() and any(x.requires_grad for x in xs)):
+        return torch.cat(list(xs), dim=1)
     return _CatChannels.apply(*xs)
 
 

@@ -1,0 +1,147 @@
+"""The pictures of a run's ``plots/``: op weights over the search, the final cell, the search
+curve, and score against parameters with its Pareto front. Needs matplotlib (``plots`` extra).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nas.spaces import Arch, SearchSpace
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def op_weight_heatmaps(space: SearchSpace, epochs: Sequence[Mapping], out: Path) -> list[Path]:
+    """Per cell kind: the last epoch's op weights ``[edges, ops]`` beside each op's mean weight
+    over the edges at every epoch. ``epochs``: ``alphas.jsonl`` records."""
+    plt = _plt()
+    files = []
+    for kind in space.cell_edges:
+        probs = np.array([r["probabilities"][kind] for r in epochs])  # [epochs, edges, ops]
+        fig, (a, b) = plt.subplots(1, 2, figsize=(12, 0.35 * probs.shape[1] + 2.5))
+        im = a.imshow(probs[-1], cmap="viridis", aspect="auto")
+        a.set(
+            title=f"{kind}: op weights after epoch {epochs[-1]['epoch']}",
+            xlabel="op",
+            ylabel="edge",
+        )
+        a.set_xticks(range(len(space.op_names)), space.op_names, rotation=45, ha="right")
+        fig.colorbar(im, ax=a)
+        im = b.imshow(probs.mean(1).T, cmap="viridis", aspect="auto")
+        b.set(title=f"{kind}: mean op weight over edges", xlabel="epoch")
+        b.set_yticks(range(len(space.op_names)), space.op_names)
+        b.set_xticks(range(len(epochs)), [r["epoch"] for r in epochs])
+        fig.colorbar(im, ax=b)
+        fig.tight_layout()
+        files.append(out / f"op_weights_{kind}.png")
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    return files
+
+
+def cell_diagram(space: SearchSpace, arch: Arch, out: Path) -> Path:
+    """The cells of ``arch`` as graphs: states left to right, each edge labelled by its op."""
+    plt = _plt()
+    cells = space.cell_graphs(arch)
+    fig, axes = plt.subplots(1, len(cells), figsize=(7 * len(cells), 4.5), squeeze=False)
+    for ax, (kind, (nodes, edges)) in zip(axes[0], cells.items(), strict=True):
+        xy = {n: (i, 0.45 if i % 2 else -0.45) for i, n in enumerate(nodes)}
+        rad = 0.25
+        for src, dst, op in edges:
+            (x0, y0), (x1, y1) = xy[src], xy[dst]
+            arrow = {"arrowstyle": "->", "color": "0.6" if not op else "0.3",
+                     "connectionstyle": f"arc3,rad={rad}", "shrinkA": 14, "shrinkB": 14}
+            ax.annotate("", (x1, y1), (x0, y0), arrowprops=arrow)
+            if op:  # the label sits on the arc's midpoint
+                mx, my = (x0 + x1) / 2 + rad * (y1 - y0) / 2, (y0 + y1) / 2 - rad * (x1 - x0) / 2
+                ax.text(mx, my, op, fontsize=8, ha="center", va="center", color="tab:blue",
+                        bbox={"boxstyle": "round", "fc": "white", "ec": "none", "alpha": 0.85})
+        for n, (x, y) in xy.items():
+            ax.text(
+                x,
+                y,
+                n,
+                ha="center",
+                va="center",
+                fontsize=9,
+                bbox={"boxstyle": "circle", "fc": "lightyellow", "ec": "k"},
+            )
+        ax.set_title(f"{kind} cell")
+        ax.set_xlim(-0.7, len(nodes) - 0.3)
+        ax.set_ylim(-1.6, 1.6)
+        ax.set_aspect("equal")  # arc3 bends in display space: keep it equal to data space
+        ax.axis("off")
+    fig.tight_layout()
+    path = out / "cell.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def search_curve(scores: Sequence[float], stages: Sequence[str], out: Path) -> Path:
+    """Best score so far against one-shot queries, with each query's score coloured by stage."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    q = np.arange(1, len(scores) + 1)
+    for stage in dict.fromkeys(stages):
+        idx = [i for i, s in enumerate(stages) if s == stage]
+        ax.scatter(q[idx], np.asarray(scores)[idx], s=12, alpha=0.6, label=stage)
+    ax.step(
+        q,
+        np.maximum.accumulate(np.nan_to_num(scores, nan=-np.inf)),
+        where="post",
+        c="k",
+        label="best so far",
+    )
+    ax.set(xlabel="one-shot queries", ylabel="one-shot score", title="search curve")
+    ax.legend()
+    fig.tight_layout()
+    path = out / "search_curve.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def pareto_front(params: Sequence[float], scores: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats on both fewer params and a higher score,
+    by increasing params."""
+    order = sorted(range(len(params)), key=lambda i: (params[i], -scores[i]))
+    front, best = [], -np.inf
+    for i in order:
+        if scores[i] > best:
+            front.append(i)
+            best = scores[i]
+    return front
+
+
+def score_vs_params(params: Sequence[int], scores: Sequence[float], final: int, out: Path) -> Path:
+    """Every archived arch's score against its parameters, the Pareto front, the final arch."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.scatter(params, scores, s=12, alpha=0.5, label="archive")
+    front = pareto_front(params, scores)
+    ax.step(
+        [params[i] for i in front],
+        [scores[i] for i in front],
+        where="post",
+        c="tab:red",
+        label="Pareto front",
+    )
+    ax.scatter([params[final]], [scores[final]], marker="*", s=200, c="gold", ec="k", label="final")
+    ax.set(xlabel="parameters", ylabel="one-shot score", title="score vs parameters")
+    ax.legend()
+    fig.tight_layout()
+    path = out / "score_vs_params.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,180 @@
+"""The export stage: the final arch's files (``final.json``, ``subnet.pt``, ``subnet.onnx``)
+and the run's report (``summary.md`` with ``plots/``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nas.evaluate import recalibrate_bn
+from nas.evolution import Entry
+from nas.evolution.archive import ranked
+from nas.export.cost import count_flops, count_params
+from nas.export.subnet import build_subnet, save_subnet
+from nas.files import (
+    ALPHAS_FILE,
+    DERIVED_FILE,
+    FINAL_FILE,
+    ONNX_FILE,
+    PLOTS_DIR,
+    SUBNET_FILE,
+    SUMMARY_FILE,
+)
+from nas.io import read_json, read_jsonl, write_json_atomic
+from nas.spaces import Arch, SearchSpace
+
+log = logging.getLogger(__name__)
+
+Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, batches: Batches) -> float:
+    """Top-1 accuracy (%) of ``net`` (eval mode) on ``(inputs, labels)`` batches."""
+    device = next(net.parameters()).device
+    net.eval()
+    correct = total = 0
+    for x, y in batches:
+        correct += int((net(x.to(device)).argmax(1) == y.to(device)).sum())
+        total += len(y)
+    return 100.0 * correct / total
+
+
+def export_final(
+    run_dir: Path,
+    space: SearchSpace,
+    space_cfg: Mapping[str, Any],
+    supernet: nn.Module,
+    entries: Sequence[Entry],
+    algorithm: str,
+    calib: Sequence[torch.Tensor],
+    test: Batches,
+    num_classes: int,
+    in_channels: int,
+    params_of: Callable[[Arch], int],
+    onnx: bool = True,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Export the best of ``entries`` (one-shot scores) and return ``final.json``'s record.
+
+    The arch's single-path network inherits ``supernet``'s weights, its BatchNorm statistics
+    are recalibrated on ``calib`` (the one-shot evaluator's inputs, so it is the network that
+    was scored), and it is scored once on the ``test`` split. ``params_of(arch)`` places the
+    archive on the score-vs-parameters plot. ``final.json`` is written last:
+    its presence marks the stage done.
+    """
+    start = time.perf_counter()
+    best = max(entries, key=lambda e: ranked(e.score.value))
+    device = next(supernet.parameters()).device
+    net = build_subnet(
+        space,
+        best.arch,
+        num_classes,
+        in_channels,
+        space_cfg.get("supernet") or {},
+        supernet.state_dict(),
+    ).to(device)
+    recalibrate_bn(net, net, [x.to(device) for x in calib])
+    example = calib[0][:1].to(device)
+    record: dict[str, Any] = {
+        **space.to_json(best.arch),
+        "oneshot_score": best.score.value,
+        "test_accuracy": accuracy(net, test),
+        "params": count_params(net),
+        "flops": count_flops(net, example),
+        "found_by": {"stage": best.stage, "algorithm": algorithm},
+        "queries": len(entries),
+        "query_seconds": sum(e.score.cost.seconds for e in entries),
+        "files": {"subnet": SUBNET_FILE},
+    }
+    save_subnet(run_dir / SUBNET_FILE, net, space, space_cfg, best.arch, num_classes, in_channels)
+    if onnx:
+        record["onnx"] = _optional(
+            "ONNX export", lambda: _onnx(net, calib[0][:2], run_dir / ONNX_FILE)
+        )
+    if plots:
+        record["plots"] = _optional(
+            "plots", lambda: _plots(run_dir, space, entries, best, params_of)
+        )
+    record["export_seconds"] = time.perf_counter() - start
+    (run_dir / SUMMARY_FILE).write_text(summary(record, run_dir))
+    write_json_atomic(run_dir / FINAL_FILE, record)
+    return record
+
+
+def _optional(what: str, make):
+    """``make()``, or ``None`` with a warning when an optional package is missing."""
+    try:
+        return make()
+    except ImportError as err:
+        log.warning("%s skipped: %s (install the project's extras)", what, err)
+        return None
+
+
+def _onnx(net: nn.Module, x: torch.Tensor, path: Path) -> dict[str, Any]:
+    from nas.export.onnx import export_onnx
+
+    return export_onnx(net, x, path)
+
+
+def _plots(
+    run_dir: Path,
+    space: SearchSpace,
+    entries: Sequence[Entry],
+    best: Entry,
+    params_of: Callable[[Arch], int],
+) -> list[str]:
+    from nas.export import plots
+
+    out = run_dir / PLOTS_DIR
+    out.mkdir(exist_ok=True)
+    files = []
+    epochs = list(read_jsonl(run_dir / ALPHAS_FILE))
+    if epochs:
+        files += plots.op_weight_heatmaps(space, epochs, out)
+    files.append(plots.cell_diagram(space, best.arch, out))
+    files.append(
+        plots.search_curve([e.score.value for e in entries], [e.stage for e in entries], out)
+    )
+    params = [params_of(e.arch) for e in entries]
+    files.append(
+        plots.score_vs_params(params, [e.score.value for e in entries], entries.index(best), out)
+    )
+    return [str(Path(f).relative_to(run_dir)) for f in files]
+
+
+def summary(record: Mapping[str, Any], run_dir: Path) -> str:
+    """``summary.md``: the final arch, its figures and the run's pictures."""
+    lines = [
+        "# Search summary",
+        "",
+        f"Run directory: `{run_dir}`",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| space | {record['space']} |",
+        f"| final arch | `{record['arch']}` |",
+        f"| one-shot score (validation half) | {record['oneshot_score']:.2f} |",
+        f"| test accuracy (inherited weights) | {record['test_accuracy']:.2f} |",
+        f"| parameters | {record['params']:,} |",
+        f"| FLOPs per image | {record['flops']:,} |",
+        f"| found by | {record['found_by']['algorithm']} (stage `{record['found_by']['stage']}`) |",
+        f"| one-shot queries | {record['queries']} ({record['query_seconds']:.1f} s) |",
+    ]
+    if record.get("onnx"):
+        lines.append(
+            f"| ONNX | `{record['onnx']['file']}` (max abs diff {record['onnx']['max_abs_diff']:.1e}) |"
+        )
+    derived = run_dir / DERIVED_FILE
+    if derived.exists():
+        lines.append(f"| derived by the strategy | `{read_json(derived)['arch']}` |")
+    lines.append("")
+    for f in record.get("plots") or []:
+        lines += [f"![{Path(f).stem}]({f})", ""]
+    return "\n".join(lines)

@@ -1,0 +1,15 @@
+"""Names of the files in a run directory (DESIGN.md, "The run directory"); stages find each
+other's outputs by these names."""
+
+CHECKPOINT_DIR = "checkpoints"
+ALPHAS_FILE = "alphas.jsonl"  # search: op weights per epoch
+DERIVED_FILE = "derived.json"  # search/derive: the strategy's architecture
+SUPERNET_FILE = "supernet.ckpt"  # search: the trained supernet (Lightning checkpoint)
+ARCHIVE_FILE = "archive.jsonl"  # sample/evolve: every evaluated arch
+PREDICTOR_FILE = "predictor.pt"  # evolve: the predictor's last fit
+FINAL_FILE = "final.json"  # export: the final architecture and its figures
+SUBNET_FILE = "subnet.pt"  # export: standalone network with inherited weights
+ONNX_FILE = "subnet.onnx"  # export
+SUMMARY_FILE = "summary.md"  # export
+PLOTS_DIR = "plots"  # export
+RETRAIN_FILE = "retrain.json"  # retrain

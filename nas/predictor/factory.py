@@ -1,0 +1,71 @@
+"""Build a predictor by name, and its file ``predictor.pt``.
+
+``predictor.pt`` (loadable with ``weights_only=True``): ``{"kind", "options", "train",
+"archs": [str], "scores": [float], "model": state_dict}``: the predictor's settings, the data
+of its last fit and its trained weights, so :func:`load_predictor` predicts what it predicted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.predictor.absolute import AbsolutePredictor
+from nas.predictor.base import Predictor
+from nas.predictor.delta import DeltaPredictor
+from nas.predictor.models import TrainConfig
+from nas.spaces import Arch, SearchSpace
+
+PREDICTORS: dict[str, type[Predictor]] = {"delta": DeltaPredictor, "absolute": AbsolutePredictor}
+
+
+def build_predictor(
+    kind: str, space: SearchSpace, train: Mapping[str, Any], **options: Any
+) -> Predictor:
+    """The predictor ``kind`` (``delta`` or ``absolute``); ``options``: the delta predictor's
+    ``max_distance``, ``min_pairs``, ``k_nearest`` (ignored by ``absolute``)."""
+    try:
+        cls = PREDICTORS[kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown predictor {kind!r} (predictor.kind); known: {sorted(PREDICTORS)}"
+        ) from None
+    return cls(space, TrainConfig(**train), **(options if cls is DeltaPredictor else {}))
+
+
+def save_predictor(
+    path: str | os.PathLike[str],
+    predictor: Predictor,
+    archs: Sequence[Arch],
+    scores: Sequence[float],
+    options: Mapping[str, Any],
+) -> None:
+    """Write ``predictor`` (last fitted on ``archs``/``scores``) to ``path`` atomically."""
+    path = Path(path)
+    kind = next(k for k, cls in PREDICTORS.items() if type(predictor) is cls)
+    record = {
+        "kind": kind,
+        "options": dict(options),
+        "train": asdict(predictor.cfg),
+        "archs": [predictor.space.to_str(a) for a in archs],
+        "scores": [float(s) for s in scores],
+        "model": predictor.ensemble.model.state_dict(),
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(record, tmp)
+    os.replace(tmp, path)
+
+
+def load_predictor(path: str | os.PathLike[str], space: SearchSpace) -> Predictor:
+    """The predictor saved by :func:`save_predictor`, ready to predict."""
+    record = torch.load(path, map_location="cpu", weights_only=True)
+    predictor = build_predictor(record["kind"], space, record["train"], **record["options"])
+    archs = [space.from_str(s) for s in record["archs"]]
+    predictor.fit(archs, record["scores"])  # restores the fit's data (and trains briefly)...
+    predictor.ensemble.model.load_state_dict(record["model"])  # ...then the saved weights
+    return predictor

@@ -1,0 +1,168 @@
+"""The whole pipeline on offline data: stages, artifacts, resume, constraints, exports."""
+
+
+import numpy as np
+import pytest
+import torch
+
+import nas
+from nas.evaluate import OneShotEvaluator
+from nas.export import CostModel, build_subnet, count_flops, count_params
+from nas.export.report import accuracy
+from nas.files import ARCHIVE_FILE, FINAL_FILE, PREDICTOR_FILE, SUBNET_FILE
+from nas.io import read_json, read_jsonl
+from nas.pipeline import Run, run
+from nas.predictor import load_predictor
+from nas.spaces import get_space
+
+QUICK = (
+    "search.epochs=1",
+    "sample.size=6",
+    "sample.neighbours=3",
+    "evolution.budget=6",
+    "evolution.refine.q=2",
+    "predictor.train.steps=30",
+    "oneshot.calib_batches=1",
+    "oneshot.val_batches=1",
+    "oneshot.batch_size=32",
+)
+
+
+@pytest.fixture
+def quick_cfg(tiny_cfg):
+    def make(*overrides):
+        return tiny_cfg(*QUICK, *overrides)
+
+    return make
+
+
+def _evaluated(monkeypatch) -> list:
+    """Record every arch the one-shot evaluator scores from now on."""
+    seen: list = []
+    original = OneShotEvaluator.evaluate
+
+    def spy(self, archs):
+        seen.extend(archs)
+        return original(self, archs)
+
+    monkeypatch.setattr(OneShotEvaluator, "evaluate", spy)
+    return seen
+
+
+def test_pipeline_writes_every_artifact_and_a_rerun_skips_every_stage(
+    quick_cfg, tmp_path, monkeypatch
+):
+    result = run(quick_cfg())
+    final = read_json(tmp_path / FINAL_FILE)
+    assert result.final == final and result.arch == final["arch"]
+    for name in (
+        "supernet.ckpt",
+        "derived.json",
+        "alphas.jsonl",
+        ARCHIVE_FILE,
+        PREDICTOR_FILE,
+        SUBNET_FILE,
+        "subnet.onnx",
+        "summary.md",
+        "plots/cell.png",
+        "plots/search_curve.png",
+        "plots/score_vs_params.png",
+        "plots/op_weights_normal.png",
+    ):
+        assert (tmp_path / name).exists(), name
+    archive = list(read_jsonl(tmp_path / ARCHIVE_FILE))
+    assert len(archive) == 12 and {r["stage"] for r in archive[:6]} == {"sample"}
+    assert (
+        archive[0]["arch"] == read_json(tmp_path / "derived.json")["arch"]
+    )  # the derived arch first
+    assert final["oneshot_score"] == max(r["score"] for r in archive)
+    assert final["queries"] == 12 and final["found_by"]["algorithm"] == "refine"
+    assert final["onnx"]["max_abs_diff"] < 1e-4
+    summary = (tmp_path / "summary.md").read_text()
+    assert final["arch"] in summary and "plots/cell.png" in summary
+
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    evaluated = _evaluated(monkeypatch)
+    run(quick_cfg())
+    assert evaluated == []
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+def test_a_run_stopped_after_sample_evolves_without_rescoring(quick_cfg, tmp_path, monkeypatch):
+    run(quick_cfg("stages=[search,derive,sample]"))
+    sampled = [r["arch"] for r in read_jsonl(tmp_path / ARCHIVE_FILE)]
+    assert len(sampled) == 6 and not (tmp_path / FINAL_FILE).exists()
+    evaluated = _evaluated(monkeypatch)
+    run(quick_cfg())
+    space = get_space("darts")
+    assert len(evaluated) == 6 and not {space.to_str(a) for a in evaluated} & set(sampled)
+    records = list(read_jsonl(tmp_path / ARCHIVE_FILE))
+    assert [r["arch"] for r in records[:6]] == sampled
+    assert len({(r["arch"], r["source"]) for r in records}) == len(records) == 12
+
+
+def test_exported_subnet_is_the_scored_network(quick_cfg, tmp_path):
+    cfg = quick_cfg()
+    run(cfg)
+    final = read_json(tmp_path / FINAL_FILE)
+    net, record = nas.load_subnet(tmp_path / SUBNET_FILE)
+    assert record["arch"] == final["arch"] and count_params(net) == final["params"]
+    state = Run(cfg)
+    # the reloaded network scores on the validation batches exactly what the archive says
+    assert accuracy(net, state.evaluator.val) == pytest.approx(final["oneshot_score"])
+    x = state.evaluator.calib[0][:4]
+    with torch.no_grad():
+        logits = net(x)
+    again, _ = nas.load_subnet(tmp_path / SUBNET_FILE)
+    with torch.no_grad():
+        assert torch.equal(again(x), logits)
+    # ONNX agrees with PyTorch
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "subnet.onnx"))
+    (got,) = session.run(None, {"images": x.numpy()})
+    assert np.abs(got - logits.numpy()).max() < 1e-4
+    # the predictor reloads and predicts what it was fitted to predict
+    predictor = load_predictor(tmp_path / PREDICTOR_FILE, state.space)
+    archs = [state.space.from_str(r["arch"]) for r in read_jsonl(tmp_path / ARCHIVE_FILE)]
+    assert torch.isfinite(predictor.predict(archs).mean).all()
+
+
+def test_max_params_is_never_exceeded(quick_cfg, tmp_path):
+    cfg = quick_cfg("stages=[search,derive]")
+    run(cfg)
+    cost = Run(cfg).cost
+    space = get_space("darts")
+    import random
+
+    params = sorted(cost.params(space.sample(random.Random(i))) for i in range(200))
+    limit = params[len(params) // 3]
+    run(quick_cfg(f"constraints.max_params={limit}"))
+    records = list(read_jsonl(tmp_path / ARCHIVE_FILE))
+    assert len(records) == 12
+    assert all(cost.params(space.from_str(r["arch"])) <= limit for r in records)
+    assert read_json(tmp_path / FINAL_FILE)["params"] <= limit
+
+
+@pytest.mark.parametrize(
+    ("name", "opts"), [("darts", {"c": 4, "layers": 3}), ("nb201", {"c": 4, "n_cells": 1})]
+)
+def test_cost_model_counts_what_the_subnet_has(name, opts):
+    import random
+
+    space = get_space(name)
+    cost = CostModel(space, 10, 3, 8, opts)
+    for seed in range(4):
+        arch = space.sample(random.Random(seed))
+        net = build_subnet(space, arch, 10, 3, opts).eval()
+        assert cost.params(arch) == count_params(net)
+        assert cost.flops(arch) == count_flops(net, torch.zeros(1, 3, 8, 8))
+
+
+def test_unknown_stage_is_named(quick_cfg):
+    from nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="evolv"):
+        run(quick_cfg("stages=[search,evolv]"))
+    with pytest.raises(ConfigError, match="order"):
+        run(quick_cfg("stages=[sample,search]"))
