@@ -1,6 +1,5 @@
 """The whole pipeline on offline data: stages, artifacts, resume, constraints, exports."""
 
-
 import numpy as np
 import pytest
 import torch

@@ -59,13 +59,26 @@ def cell_diagram(space: SearchSpace, arch: Arch, out: Path) -> Path:
         rad = 0.25
         for src, dst, op in edges:
             (x0, y0), (x1, y1) = xy[src], xy[dst]
-            arrow = {"arrowstyle": "->", "color": "0.6" if not op else "0.3",
-                     "connectionstyle": f"arc3,rad={rad}", "shrinkA": 14, "shrinkB": 14}
+            arrow = {
+                "arrowstyle": "->",
+                "color": "0.6" if not op else "0.3",
+                "connectionstyle": f"arc3,rad={rad}",
+                "shrinkA": 14,
+                "shrinkB": 14,
+            }
             ax.annotate("", (x1, y1), (x0, y0), arrowprops=arrow)
             if op:  # the label sits on the arc's midpoint
                 mx, my = (x0 + x1) / 2 + rad * (y1 - y0) / 2, (y0 + y1) / 2 - rad * (x1 - x0) / 2
-                ax.text(mx, my, op, fontsize=8, ha="center", va="center", color="tab:blue",
-                        bbox={"boxstyle": "round", "fc": "white", "ec": "none", "alpha": 0.85})
+                ax.text(
+                    mx,
+                    my,
+                    op,
+                    fontsize=8,
+                    ha="center",
+                    va="center",
+                    color="tab:blue",
+                    bbox={"boxstyle": "round", "fc": "white", "ec": "none", "alpha": 0.85},
+                )
         for n, (x, y) in xy.items():
             ax.text(
                 x,
