@@ -27,11 +27,8 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
     if result is None:  # a DDP rank other than zero: rank zero reports
         return
-    final = result.final
-    if final is None:
-        console.print(f"[bold green]search done[/] ({result.space}, epoch {result.epoch})")
-        console.print(f"derived architecture: {result.arch}")
-    else:
+    final, derived, retrained = result.final, result.derived, result.retrain
+    if final is not None:
         console.print(f"[bold green]done[/] ({result.space})")
         console.print(f"final architecture: {final['arch']}")
         console.print(
@@ -40,6 +37,14 @@ def main(cfg: DictConfig) -> None:
             f"{final['flops']:,} FLOPs per image"
         )
         console.print(f"summary: {(result.run_dir / 'summary.md').resolve()}")
+    elif derived is not None:
+        console.print(f"[bold green]search done[/] ({result.space}, epoch {derived['epoch']})")
+        console.print(f"derived architecture: {derived['arch']}")
+    if retrained is not None:
+        console.print(
+            f"retrained {retrained['epochs']} epochs: test accuracy "
+            f"{retrained['test_accuracy']:.2f}, {retrained['params']:,} parameters"
+        )
     console.print(f"results in: {result.run_dir.resolve()}")
 
 

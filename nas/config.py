@@ -157,6 +157,22 @@ class ExportConfig:
 
 
 @dataclass
+class RetrainConfig:
+    """Training the final arch from scratch: the DARTS evaluation recipe (arXiv 1806.09055)."""
+
+    epochs: int = 600
+    batch_size: int = 96
+    lr: float = 0.025
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    drop_path: float = 0.2  # reached linearly at the last epoch
+    auxiliary_weight: float = 0.4  # 0: no auxiliary head
+    cutout: int = 16  # side of the zeroed square; 0: no cutout
+
+
+@dataclass
 class PathsConfig:
     root_dir: str = "."
     data_dir: str = "${paths.root_dir}/data"
@@ -186,6 +202,9 @@ class TrainConfig:
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    # the arch to retrain: a final.json path or an arch string; null: this run's final.json
+    arch: str | None = None
 
 
 def register_configs() -> None:

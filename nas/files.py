@@ -12,4 +12,5 @@ SUBNET_FILE = "subnet.pt"  # export: standalone network with inherited weights
 ONNX_FILE = "subnet.onnx"  # export
 SUMMARY_FILE = "summary.md"  # export
 PLOTS_DIR = "plots"  # export
-RETRAIN_FILE = "retrain.json"  # retrain
+RETRAIN_FILE = "retrain.json"  # retrain: test accuracy, params, epochs
+RETRAIN_DIR = "retrain"  # retrain: its checkpoints and logs

@@ -28,7 +28,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nas.config import check_config
-from nas.data import SearchDataModule
+from nas.data import RetrainDataModule, SearchDataModule
 from nas.errors import ConfigError, NasError
 from nas.evaluate import OneShotEvaluator, ProxyEvaluator
 from nas.evaluate.proxies import available_proxies
@@ -48,12 +48,14 @@ from nas.files import (
     DERIVED_FILE,
     FINAL_FILE,
     PREDICTOR_FILE,
+    RETRAIN_DIR,
     RETRAIN_FILE,
     SUPERNET_FILE,
 )
 from nas.io import read_json, write_json_atomic
 from nas.predictor import build_predictor, save_predictor
-from nas.search import SupernetModule, build_space, build_trainer
+from nas.retrain import RetrainModule
+from nas.search import ArchitectureWriter, SupernetModule, build_space, build_trainer
 from nas.spaces import Arch
 
 log = logging.getLogger(__name__)
@@ -63,11 +65,21 @@ SAMPLE_STAGE = "sample"
 
 @dataclass
 class RunResult:
+    """What a run's files say at its end (``None``: that stage's file is absent)."""
+
     run_dir: Path
     space: str
-    arch: str  # the final arch when export ran, else the derived one
-    epoch: int
-    final: dict[str, Any] | None = None
+    derived: dict[str, Any] | None = None  # derived.json
+    final: dict[str, Any] | None = None  # final.json
+    retrain: dict[str, Any] | None = None  # retrain.json
+
+    @property
+    def arch(self) -> str | None:
+        """The final arch when export ran, else the derived one."""
+        for record in (self.final, self.derived, self.retrain):
+            if record is not None:
+                return record["arch"]
+        return None
 
 
 class Run:
@@ -181,7 +193,7 @@ def search(run: Run) -> None:
         num_classes=datamodule.num_classes,
         in_channels=datamodule.in_channels,
     )
-    trainer = build_trainer(cfg, run.dir)
+    trainer = build_trainer(cfg, run.dir, [ArchitectureWriter(run.dir)])
     last = run.path(CHECKPOINT_DIR) / "last.ckpt"
     ckpt_path = str(last) if cfg.resume and last.exists() else None
     if ckpt_path:
@@ -319,8 +331,61 @@ def retrain_done(run: Run) -> bool:
     return run.path(RETRAIN_FILE).exists()
 
 
+def retrain_arch(run: Run) -> str:
+    """The arch to retrain: ``arch`` (a ``final.json`` path or an arch string), else this run's
+    ``final.json``; parsed by the space, which names what is wrong."""
+    given = run.cfg.arch
+    if given is None:
+        path = run.path(FINAL_FILE)
+        if not path.exists():
+            raise NasError(f"{path} is missing: run the export stage first, or set arch=")
+        return run.space.to_str(run.space.from_json(read_json(path)))
+    if Path(given).is_file():
+        return run.space.to_str(run.space.from_json(read_json(given)))
+    try:
+        return run.space.to_str(run.space.from_str(given))
+    except ValueError as err:
+        raise ConfigError(
+            f"arch={given!r} is neither a final.json file nor an arch: {err}"
+        ) from None
+
+
 def retrain(run: Run) -> None:
-    raise ConfigError("the retrain stage is not available yet; drop it from stages")
+    """Train the final arch from scratch with the ``retrain`` recipe; writes ``retrain.json``
+    (and ``retrain/``: checkpoints and logs). A killed retraining resumes from its last.ckpt."""
+    cfg = run.cfg
+    recipe = OmegaConf.to_container(cfg.retrain, resolve=True)
+    arch = retrain_arch(run)
+    data = RetrainDataModule(cfg.dataset, recipe["batch_size"], recipe["cutout"])
+    module = RetrainModule(
+        space=OmegaConf.to_container(cfg.space, resolve=True),
+        arch=arch,
+        num_classes=data.num_classes,
+        in_channels=data.in_channels,
+        recipe=recipe,
+    )
+    trainer = build_trainer(cfg, run.dir, subdir=RETRAIN_DIR, max_epochs=recipe["epochs"])
+    last = run.path(RETRAIN_DIR) / CHECKPOINT_DIR / "last.ckpt"
+    ckpt_path = str(last) if cfg.resume and last.exists() else None
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    if trainer.interrupted:
+        raise KeyboardInterrupt(
+            "retraining interrupted; rerun with the same hydra.run.dir to resume"
+        )
+    run.rank_zero = trainer.is_global_zero
+    if not trainer.is_global_zero:
+        return
+    (metrics,) = trainer.validate(module, datamodule=data, verbose=False)
+    write_json_atomic(
+        run.path(RETRAIN_FILE),
+        {
+            **run.space.to_json(run.space.from_str(arch)),
+            "test_accuracy": 100.0 * float(metrics["val/acc"]),
+            "params": sum(p.numel() for p in module.net.net.parameters()),
+            "epochs": recipe["epochs"],
+            "recipe": recipe,
+        },
+    )
 
 
 STAGES = {
@@ -361,12 +426,8 @@ def run(cfg: DictConfig) -> RunResult | None:
         work(state)
         if not state.rank_zero:
             return None
-    derived = read_json(state.path(DERIVED_FILE))
-    final = read_json(state.path(FINAL_FILE)) if state.path(FINAL_FILE).exists() else None
-    return RunResult(
-        run_dir,
-        state.space.name,
-        final["arch"] if final else derived["arch"],
-        int(derived["epoch"]),
-        final,
-    )
+    files = {}
+    for key, name in (("derived", DERIVED_FILE), ("final", FINAL_FILE), ("retrain", RETRAIN_FILE)):
+        path = state.path(name)
+        files[key] = read_json(path) if path.exists() else None
+    return RunResult(run_dir, state.space.name, **files)

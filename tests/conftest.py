@@ -34,10 +34,11 @@ def compose_cfg(*overrides: str) -> DictConfig:
 
 
 # A search small enough for a unit test: 4-class 8x8 synthetic images, the tiny scale
-# (a 3-cell C=4 DARTS supernet).
+# (a 3-cell C=4 DARTS supernet); only the search stages unless a test asks for more.
 TINY = (
     "dataset=synthetic",
     "scale=tiny",
+    "stages=[search,derive]",
     "search.epochs=1",
     "logger=none",
     "trainer.enable_progress_bar=false",

@@ -15,7 +15,7 @@ from nas.config import TrainConfig, check_config
 from nas.errors import ConfigError
 from nas.io import read_json
 from nas.pipeline import run
-from nas.search import ArchitectureWriter, build_space, build_strategy, build_trainer
+from nas.search import build_space, build_strategy, build_trainer
 from nas.spaces import get_space
 from tests.conftest import CONF_DIR, compose_cfg
 
@@ -96,7 +96,7 @@ def test_callbacks_and_loggers_are_instantiated(tmp_path, monkeypatch):
     )
     trainer = build_trainer(cfg, tmp_path)
     kinds = {type(c) for c in trainer.callbacks}
-    assert {ModelCheckpoint, LearningRateMonitor, ArchitectureWriter} <= kinds
+    assert {ModelCheckpoint, LearningRateMonitor} <= kinds
     assert trainer.checkpoint_callback.monitor == "val/loss"
     assert [type(lg) for lg in trainer.loggers] == [CSVLogger]
     assert Path(trainer.loggers[0].log_dir) == tmp_path

@@ -70,7 +70,7 @@ def _module_level_imports(path) -> set[str]:
 def test_optional_features_are_extras_imported_where_used():
     project = _project()
     core = _requirements(project["dependencies"])
-    assert not {"wandb", "matplotlib", "timm"} & set(core)
+    assert not {"wandb", "matplotlib", "onnx"} & set(core)
     assert {"wandb", "plots"} <= set(project["optional-dependencies"])
     eager = {
         str(p.relative_to(ROOT)): _module_level_imports(p) & OPTIONAL

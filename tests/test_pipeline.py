@@ -1,5 +1,8 @@
 """The whole pipeline on offline data: stages, artifacts, resume, constraints, exports."""
 
+import json
+import random
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +18,7 @@ from nas.predictor import load_predictor
 from nas.spaces import get_space
 
 QUICK = (
+    "stages=[search,derive,sample,evolve,export]",
     "search.epochs=1",
     "sample.size=6",
     "sample.neighbours=3",
@@ -88,7 +92,7 @@ def test_pipeline_writes_every_artifact_and_a_rerun_skips_every_stage(
 
 
 def test_a_run_stopped_after_sample_evolves_without_rescoring(quick_cfg, tmp_path, monkeypatch):
-    run(quick_cfg("stages=[search,derive,sample]"))
+    run(quick_cfg("stages=[search,derive,sample]"))  # a kill after sample leaves this
     sampled = [r["arch"] for r in read_jsonl(tmp_path / ARCHIVE_FILE)]
     assert len(sampled) == 6 and not (tmp_path / FINAL_FILE).exists()
     evaluated = _evaluated(monkeypatch)
@@ -132,7 +136,6 @@ def test_max_params_is_never_exceeded(quick_cfg, tmp_path):
     run(cfg)
     cost = Run(cfg).cost
     space = get_space("darts")
-    import random
 
     params = sorted(cost.params(space.sample(random.Random(i))) for i in range(200))
     limit = params[len(params) // 3]
@@ -147,7 +150,6 @@ def test_max_params_is_never_exceeded(quick_cfg, tmp_path):
     ("name", "opts"), [("darts", {"c": 4, "layers": 3}), ("nb201", {"c": 4, "n_cells": 1})]
 )
 def test_cost_model_counts_what_the_subnet_has(name, opts):
-    import random
 
     space = get_space(name)
     cost = CostModel(space, 10, 3, 8, opts)
@@ -165,3 +167,40 @@ def test_unknown_stage_is_named(quick_cfg):
         run(quick_cfg("stages=[search,evolv]"))
     with pytest.raises(ConfigError, match="order"):
         run(quick_cfg("stages=[sample,search]"))
+
+
+def test_retrain_digits_from_a_final_json(tmp_path):
+    """The retrain stage trains the arch of a final.json from scratch, far above chance."""
+    from tests.conftest import compose_cfg
+
+    space = get_space("darts")
+
+    arch = space.sample(random.Random(0))
+    final = tmp_path / "found" / FINAL_FILE
+    final.parent.mkdir()
+    final.write_text(json.dumps(space.to_json(arch)))
+    out = tmp_path / "retrain"
+    cfg = compose_cfg(
+        "+experiment=digits_retrain",
+        f"arch={final}",
+        f"paths.output_dir={out}",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "retrain.epochs=3",
+    )
+    result = run(cfg)
+    record = read_json(out / "retrain.json")
+    assert result.retrain == record and record["arch"] == space.to_str(arch)
+    assert record["epochs"] == 3 and record["test_accuracy"] > 80  # 10 classes: chance is 10
+    assert (out / "retrain" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_retrain_rejects_an_arch_that_does_not_parse(tmp_path):
+    from nas.errors import ConfigError
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg(
+        "+experiment=digits_retrain", "arch=not-an-arch", f"paths.output_dir={tmp_path}"
+    )
+    with pytest.raises(ConfigError, match="arch="):
+        run(cfg)

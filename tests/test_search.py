@@ -77,7 +77,7 @@ def test_search_writes_derived_arch_each_epoch_and_resumes(tiny_cfg, tmp_path):
     # ...and once its output is gone, training continues from last.ckpt at epoch 1.
     (tmp_path / SUPERNET_FILE).unlink()
     result = run(tiny_cfg("search.epochs=2"))
-    assert result.epoch == 1
+    assert result.derived["epoch"] == 1
     assert [r["epoch"] for r in read_jsonl(tmp_path / ALPHAS_FILE)] == [0, 1]
 
 

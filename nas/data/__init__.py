@@ -9,9 +9,12 @@ from nas.data.registry import (
     download_dataset,
     register_dataset,
 )
+from nas.data.retrain import Cutout, RetrainDataModule
 
 __all__ = [
+    "Cutout",
     "DatasetBundle",
+    "RetrainDataModule",
     "SearchDataModule",
     "available_datasets",
     "build_dataset",
