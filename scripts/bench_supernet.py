@@ -135,7 +135,10 @@ def check_equal(args: argparse.Namespace, device: torch.device) -> None:
     """Assert that ours and naive compute the same function on a small batch: equal loss and
     equal gradients of every weight and alpha in float64 (rounding-free up to 1e-7), equal
     loss in float32. (Elementwise float32 gradients may differ where rounding flips the sign of
-    a ReLU input near zero.)"""
+    a ReLU input near zero.) TF32 is off during the check: on CUDA it rounds convolutions to
+    10-bit mantissas, differently in the two networks."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     train, _ = batches(args, args.check_batch, device)
     for dtype in (torch.float64, torch.float32):
         results = []
