@@ -19,7 +19,7 @@ from nas.evolution.refine import RefineConfig
 from nas.predictor.models import TrainConfig as PredictorTrainConfig
 
 #: the stages of a run, in order (``stages`` picks a subsequence)
-STAGES = ("search", "derive", "sample", "evolve", "export", "retrain")
+STAGES = ("search", "derive", "finetune", "sample", "evolve", "export", "retrain")
 
 
 @dataclass
@@ -72,6 +72,7 @@ class SearchConfig:
     arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     arch_weight_decay: float = 1e-3
     alpha_init_std: float = 1e-3
+    sampler: str = "uniform"  # single-path strategies (spos): uniform | fair
 
 
 def _trainer_schema() -> type:
@@ -94,6 +95,20 @@ def _trainer_schema() -> type:
 
 
 TrainerConfig = _trainer_schema()
+
+
+@dataclass
+class FinetuneConfig:
+    """Single-path fine-tune of the searched supernet, so that the one-shot scores of the
+    sample and evolve stages rate trained single paths (the derived arch stays the search's)."""
+
+    epochs: int = 10  # 0: score subnets with the searched weights as they are
+    sampler: str = "uniform"  # uniform | fair (spaces with independent edges)
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    grad_clip: float = 5.0
 
 
 @dataclass
@@ -195,6 +210,7 @@ class TrainConfig:
     logger: dict[str, Any] = field(default_factory=dict)
     scale: dict[str, Any] = field(default_factory=dict)  # per-space network sizes
     paths: PathsConfig = field(default_factory=PathsConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     prescreen: PrescreenConfig = field(default_factory=PrescreenConfig)

@@ -1,8 +1,9 @@
 """The stages of one run and the files through which they meet (DESIGN.md, "The flow").
 
 ``search`` trains the supernet (``checkpoints/``, ``alphas.jsonl``, ``derived.json``,
-``supernet.ckpt``); ``derive`` marks the derived arch final; ``sample`` scores K subnets
-around it one-shot (``archive.jsonl``); ``evolve`` searches from the archive with the
+``supernet.ckpt``); ``derive`` marks the derived arch final; ``finetune`` trains the supernet's
+single paths (``finetuned.ckpt``), so that one-shot scores rate trained paths; ``sample``
+scores K subnets around the derived arch one-shot (``archive.jsonl``); ``evolve`` searches from the archive with the
 predictor-guided refiner (``archive.jsonl``, ``predictor.pt``); ``export`` writes the final
 model and report (``final.json``, ``subnet.pt``, ``subnet.onnx``, ``summary.md``, ``plots/``);
 ``retrain`` trains the final arch from scratch (``retrain.json``). ``stages`` picks which run.
@@ -47,6 +48,8 @@ from nas.files import (
     CHECKPOINT_DIR,
     DERIVED_FILE,
     FINAL_FILE,
+    FINETUNE_DIR,
+    FINETUNED_FILE,
     PREDICTOR_FILE,
     RETRAIN_DIR,
     RETRAIN_FILE,
@@ -111,7 +114,10 @@ class Run:
 
     @cached_property
     def supernet_module(self) -> SupernetModule:
-        path = self.path(SUPERNET_FILE)
+        """The supernet the evaluators score subnets of: fine-tuned when that stage ran."""
+        path = self.path(FINETUNED_FILE)
+        if not path.exists():
+            path = self.path(SUPERNET_FILE)
         if not path.exists():
             raise NasError(f"{path} is missing: run the search stage first (stages=[search, ...])")
         module = SupernetModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
@@ -219,6 +225,46 @@ def derive(run: Run) -> None:
         run.path(DERIVED_FILE),
         {**run.space.to_json(arch), "epoch": derived["epoch"], "final": True},
     )
+
+
+def finetune_done(run: Run) -> bool:
+    return run.cfg.finetune.epochs == 0 or run.path(FINETUNED_FILE).exists()
+
+
+def finetune(run: Run) -> None:
+    """Train the searched supernet's weights on single paths (``search=spos`` with
+    ``finetune.sampler``) for ``finetune.epochs``; writes ``finetuned.ckpt`` (and
+    ``finetune/``: its checkpoints and logs)."""
+    cfg, f = run.cfg, run.cfg.finetune
+    searched = SupernetModule.load_from_checkpoint(
+        run.path(SUPERNET_FILE), map_location="cpu", weights_only=True
+    )
+    search = {
+        **searched.hparams["search"],
+        "strategy": "spos",
+        "sampler": f.sampler,
+        "seed": cfg.seed,
+        "epochs": f.epochs,
+        **{k: f[k] for k in ("w_lr", "w_lr_min", "w_momentum", "w_weight_decay", "grad_clip")},
+    }
+    datamodule = SearchDataModule(cfg.dataset)
+    module = SupernetModule(
+        searched.hparams["space"],
+        search,
+        searched.hparams["num_classes"],
+        searched.hparams["in_channels"],
+    )
+    module.supernet.load_state_dict(searched.supernet.state_dict())
+    trainer = build_trainer(cfg, run.dir, subdir=FINETUNE_DIR, max_epochs=f.epochs)
+    last = run.path(FINETUNE_DIR) / CHECKPOINT_DIR / "last.ckpt"
+    ckpt_path = str(last) if cfg.resume and last.exists() else None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    if trainer.interrupted:
+        raise KeyboardInterrupt(
+            "fine-tune interrupted; rerun with the same hydra.run.dir to resume"
+        )
+    trainer.save_checkpoint(run.path(FINETUNED_FILE), weights_only=False)
+    run.rank_zero = trainer.is_global_zero
 
 
 def sample_done(run: Run) -> bool:
@@ -391,6 +437,7 @@ def retrain(run: Run) -> None:
 STAGES = {
     "search": (search, search_done),
     "derive": (derive, derive_done),
+    "finetune": (finetune, finetune_done),
     "sample": (sample, sample_done),
     "evolve": (evolve, evolve_done),
     "export": (export, export_done),

@@ -18,8 +18,9 @@ from nas.predictor import load_predictor
 from nas.spaces import get_space
 
 QUICK = (
-    "stages=[search,derive,sample,evolve,export]",
+    "stages=[search,derive,finetune,sample,evolve,export]",
     "search.epochs=1",
+    "finetune.epochs=1",
     "sample.size=6",
     "sample.neighbours=3",
     "evolution.budget=6",
@@ -60,6 +61,7 @@ def test_pipeline_writes_every_artifact_and_a_rerun_skips_every_stage(
     assert result.final == final and result.arch == final["arch"]
     for name in (
         "supernet.ckpt",
+        "finetuned.ckpt",
         "derived.json",
         "alphas.jsonl",
         ARCHIVE_FILE,
@@ -92,7 +94,7 @@ def test_pipeline_writes_every_artifact_and_a_rerun_skips_every_stage(
 
 
 def test_a_run_stopped_after_sample_evolves_without_rescoring(quick_cfg, tmp_path, monkeypatch):
-    run(quick_cfg("stages=[search,derive,sample]"))  # a kill after sample leaves this
+    run(quick_cfg("stages=[search,derive,finetune,sample]"))  # a kill after sample leaves this
     sampled = [r["arch"] for r in read_jsonl(tmp_path / ARCHIVE_FILE)]
     assert len(sampled) == 6 and not (tmp_path / FINAL_FILE).exists()
     evaluated = _evaluated(monkeypatch)
@@ -204,3 +206,19 @@ def test_retrain_rejects_an_arch_that_does_not_parse(tmp_path):
     )
     with pytest.raises(ConfigError, match="arch="):
         run(cfg)
+
+
+def test_finetune_trains_single_paths(quick_cfg, tmp_path):
+    """After the single-path fine-tune, random subnets score higher one-shot than with the
+    searched weights; the derived arch stays the search's."""
+    cfg = quick_cfg("stages=[search,derive]", "dataset.noise=2.0")
+    run(cfg)
+    derived = read_json(tmp_path / "derived.json")
+    space = get_space("darts")
+    archs = [space.sample(random.Random(i)) for i in range(8)]
+    before = [s.value for s in Run(cfg).evaluator.evaluate(archs)]
+    run(quick_cfg("stages=[finetune]", "finetune.epochs=4", "dataset.noise=2.0"))
+    after = [s.value for s in Run(cfg).evaluator.evaluate(archs)]
+    assert sum(after) / len(after) > sum(before) / len(before) + 5
+    assert read_json(tmp_path / "derived.json") == derived
+    assert (tmp_path / "finetune" / "checkpoints" / "last.ckpt").exists()

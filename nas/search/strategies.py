@@ -92,6 +92,15 @@ def register_strategy(name: str, factory: Callable[..., Strategy]) -> None:
 register_strategy("darts", lambda space, cfg: DartsStrategy(space, cfg["alpha_init_std"]))
 
 
+def _single_path(space: SearchSpace, cfg: Mapping[str, Any]) -> Strategy:
+    from nas.search.single_path import SinglePathStrategy
+
+    return SinglePathStrategy(space, cfg.get("sampler", "uniform"), cfg.get("seed", 0))
+
+
+register_strategy("spos", _single_path)
+
+
 def available_strategies() -> list[str]:
     return sorted(_STRATEGIES)
 

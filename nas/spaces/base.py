@@ -35,6 +35,8 @@ class SearchSpace(abc.ABC):
     op_names: tuple[str, ...]
     #: ``{cell_kind: number_of_edges}``; op weights of kind k have shape ``[edges, len(op_names)]``
     cell_edges: Mapping[str, int]
+    #: whether every one-hot ``[edges, ops]`` matrix is an arch (edges choose ops independently)
+    independent_edges: bool = False
 
     # -- codecs -------------------------------------------------------------------------
     @abc.abstractmethod
