@@ -58,15 +58,20 @@ class SpaceConfig:
 
 
 @dataclass
-class SearchConfig:
-    strategy: str = "darts"
-    epochs: int = 50
-    # weights: SGD with cosine annealing
+class WeightOptimConfig:
+    """The supernet's weight optimiser: SGD with cosine annealing, grad-norm clipping."""
+
     w_lr: float = 0.025
     w_lr_min: float = 0.001
     w_momentum: float = 0.9
     w_weight_decay: float = 3e-4
     grad_clip: float = 5.0
+
+
+@dataclass
+class SearchConfig(WeightOptimConfig):
+    strategy: str = "darts"
+    epochs: int = 50
     # architecture: Adam
     arch_lr: float = 3e-4
     arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
@@ -98,17 +103,12 @@ TrainerConfig = _trainer_schema()
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(WeightOptimConfig):
     """Single-path fine-tune of the searched supernet, so that the one-shot scores of the
     sample and evolve stages rate trained single paths (the derived arch stays the search's)."""
 
     epochs: int = 10  # 0: score subnets with the searched weights as they are
     sampler: str = "uniform"  # uniform | fair (spaces with independent edges)
-    w_lr: float = 0.025
-    w_lr_min: float = 0.001
-    w_momentum: float = 0.9
-    w_weight_decay: float = 3e-4
-    grad_clip: float = 5.0
 
 
 @dataclass

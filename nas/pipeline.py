@@ -16,6 +16,7 @@ its part; this module only wires them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -28,7 +29,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nas.config import check_config
+from nas.config import WeightOptimConfig, check_config
 from nas.data import RetrainDataModule, SearchDataModule
 from nas.errors import ConfigError, NasError
 from nas.evaluate import OneShotEvaluator, ProxyEvaluator
@@ -184,6 +185,20 @@ class Run:
         return random.Random(f"{self.cfg.seed}:{stage}")
 
 
+def fit(
+    run: Run, what: str, trainer: pl.Trainer, module: pl.LightningModule, data: Any, root: Path
+) -> None:
+    """``trainer.fit``, resumed from ``root/checkpoints/last.ckpt`` when it exists (and
+    ``resume``); a trainer stopped by Ctrl-C raises, naming how to continue."""
+    last = root / CHECKPOINT_DIR / "last.ckpt"
+    ckpt_path = str(last) if run.cfg.resume and last.exists() else None
+    if ckpt_path:
+        log.info("resuming the %s from %s", what, ckpt_path)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    if trainer.interrupted:
+        raise KeyboardInterrupt(f"{what} interrupted; rerun with the same hydra.run.dir to resume")
+
+
 # -- stages ---------------------------------------------------------------------------------
 def search_done(run: Run) -> bool:
     return run.path(SUPERNET_FILE).exists() and run.path(DERIVED_FILE).exists()
@@ -200,13 +215,7 @@ def search(run: Run) -> None:
         in_channels=datamodule.in_channels,
     )
     trainer = build_trainer(cfg, run.dir, [ArchitectureWriter(run.dir)])
-    last = run.path(CHECKPOINT_DIR) / "last.ckpt"
-    ckpt_path = str(last) if cfg.resume and last.exists() else None
-    if ckpt_path:
-        log.info("resuming the search from %s", ckpt_path)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    if trainer.interrupted:
-        raise KeyboardInterrupt("search interrupted; rerun with the same hydra.run.dir to resume")
+    fit(run, "search", trainer, module, datamodule, run.dir)
     # every rank calls save_checkpoint (it synchronises them); rank zero writes the file
     trainer.save_checkpoint(run.path(SUPERNET_FILE), weights_only=False)
     run.rank_zero = trainer.is_global_zero
@@ -245,7 +254,7 @@ def finetune(run: Run) -> None:
         "sampler": f.sampler,
         "seed": cfg.seed,
         "epochs": f.epochs,
-        **{k: f[k] for k in ("w_lr", "w_lr_min", "w_momentum", "w_weight_decay", "grad_clip")},
+        **{k.name: f[k.name] for k in dataclasses.fields(WeightOptimConfig)},
     }
     datamodule = SearchDataModule(cfg.dataset)
     module = SupernetModule(
@@ -256,13 +265,7 @@ def finetune(run: Run) -> None:
     )
     module.supernet.load_state_dict(searched.supernet.state_dict())
     trainer = build_trainer(cfg, run.dir, subdir=FINETUNE_DIR, max_epochs=f.epochs)
-    last = run.path(FINETUNE_DIR) / CHECKPOINT_DIR / "last.ckpt"
-    ckpt_path = str(last) if cfg.resume and last.exists() else None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    if trainer.interrupted:
-        raise KeyboardInterrupt(
-            "fine-tune interrupted; rerun with the same hydra.run.dir to resume"
-        )
+    fit(run, "fine-tune", trainer, module, datamodule, run.path(FINETUNE_DIR))
     trainer.save_checkpoint(run.path(FINETUNED_FILE), weights_only=False)
     run.rank_zero = trainer.is_global_zero
 
@@ -411,13 +414,7 @@ def retrain(run: Run) -> None:
         recipe=recipe,
     )
     trainer = build_trainer(cfg, run.dir, subdir=RETRAIN_DIR, max_epochs=recipe["epochs"])
-    last = run.path(RETRAIN_DIR) / CHECKPOINT_DIR / "last.ckpt"
-    ckpt_path = str(last) if cfg.resume and last.exists() else None
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
-    if trainer.interrupted:
-        raise KeyboardInterrupt(
-            "retraining interrupted; rerun with the same hydra.run.dir to resume"
-        )
+    fit(run, "retraining", trainer, module, data, run.path(RETRAIN_DIR))
     run.rank_zero = trainer.is_global_zero
     if not trainer.is_global_zero:
         return

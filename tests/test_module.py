@@ -7,26 +7,12 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 from pytorch_lightning.plugins.precision import MixedPrecision
 
-from nas.data import SearchDataModule
 from nas.pipeline import SUPERNET_FILE, run
 from nas.search import SupernetModule
 from nas.search.module import frozen
-
-
-def _module(cfg) -> tuple[SearchDataModule, SupernetModule]:
-    pl.seed_everything(0)
-    dm = SearchDataModule(cfg.dataset)
-    dm.setup()
-    module = SupernetModule(
-        space=OmegaConf.to_container(cfg.space, resolve=True),
-        search=OmegaConf.to_container(cfg.search, resolve=True),
-        num_classes=dm.num_classes,
-        in_channels=dm.in_channels,
-    )
-    return dm, module
+from tests.conftest import search_module as _module
 
 
 def _fit(module, dm, **flags) -> pl.Trainer:

@@ -29,15 +29,25 @@ def _requirements(items: list[str]) -> dict[str, Requirement]:
     return {(r := Requirement(s)).name: r for s in items}
 
 
-def _top_level_imports(path) -> set[str]:
-    tree = ast.parse(path.read_text())
+def _imports(nodes) -> set[str]:
+    """Top-level names imported by the import statements among ``nodes``."""
     names = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             names |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
     return names
+
+
+def _top_level_imports(path) -> set[str]:
+    """Everything a file imports, anywhere in it."""
+    return _imports(ast.walk(ast.parse(path.read_text())))
+
+
+def _module_level_imports(path) -> set[str]:
+    """What importing the file executes: imports outside any function."""
+    return _imports(ast.parse(path.read_text()).body)
 
 
 def test_every_import_of_nas_is_declared():
@@ -54,17 +64,6 @@ def test_floors_exclude_releases_without_the_apis_we_call():
     assert "2.5.9" not in core["pytorch-lightning"].specifier
     assert "2.6.0" in core["pytorch-lightning"].specifier
     assert "2.3.1" not in core["torch"].specifier  # torch.amp.GradScaler("cpu")
-
-
-def _module_level_imports(path) -> set[str]:
-    """Top-level names imported outside any function (what ``import nas...`` executes)."""
-    names = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
 
 
 def test_optional_features_are_extras_imported_where_used():

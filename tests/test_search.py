@@ -1,34 +1,20 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 
-from nas.data import SearchDataModule
 from nas.errors import ConfigError
 from nas.io import read_json, read_jsonl
 from nas.pipeline import SUPERNET_FILE, run
-from nas.search import ALPHAS_FILE, DERIVED_FILE, SupernetModule
+from nas.search import ALPHAS_FILE, DERIVED_FILE
 from nas.spaces import get_space
 from nas.supernet import build_supernet
+from tests.conftest import search_module as _module
 
 
 def test_darts_search_network_has_the_papers_parameter_count():
     net = build_supernet(get_space("darts"), num_classes=10, c=16, layers=8)
     n = sum(p.numel() for p in net.parameters())
     assert abs(n - 1.93e6) / 1.93e6 < 0.01  # the DARTS code reports 1.930618 MB
-
-
-def _module(cfg):
-    pl.seed_everything(0)
-    dm = SearchDataModule(cfg.dataset)
-    dm.setup()
-    module = SupernetModule(
-        space=OmegaConf.to_container(cfg.space, resolve=True),
-        search=OmegaConf.to_container(cfg.search, resolve=True),
-        num_classes=dm.num_classes,
-        in_channels=dm.in_channels,
-    )
-    return dm, module
 
 
 def test_alphas_are_not_supernet_weights(tiny_cfg):

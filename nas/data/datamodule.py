@@ -22,6 +22,20 @@ from nas.data.registry import DatasetBundle, build_dataset, dataset_shape, downl
 from nas.errors import ConfigError
 
 
+def make_loader(ds: Dataset, shuffle: bool, batch_size: int, workers: int) -> DataLoader:
+    """A loader as every training of the project uses one: shuffled training batches drop
+    their ragged last batch; workers persist across epochs; memory pinned for a GPU."""
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=shuffle,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
+    )
+
+
 class SearchDataModule(pl.LightningDataModule):
     """``train_dataloader`` yields ``{"train": (x, y), "arch": (x, y)}`` from the two halves."""
 
@@ -71,16 +85,7 @@ class SearchDataModule(pl.LightningDataModule):
         return self.bundle.in_channels if self.bundle is not None else dataset_shape(self.cfg)[1]
 
     def _loader(self, ds: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
-        workers = int(self.cfg.num_workers)
-        return DataLoader(
-            ds,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle,
-            num_workers=workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=workers > 0,
-        )
+        return make_loader(ds, shuffle, batch_size, int(self.cfg.num_workers))
 
     def train_dataloader(self) -> CombinedLoader:
         bs = self.cfg.batch_size

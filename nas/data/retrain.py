@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from nas.data.datamodule import make_loader
 from nas.data.registry import DatasetBundle, build_dataset, dataset_shape, download_dataset
 
 
@@ -58,16 +59,8 @@ class RetrainDataModule(pl.LightningDataModule):
         return dataset_shape(self.cfg)[1]
 
     def _loader(self, ds: Dataset, train: bool) -> DataLoader:
-        workers = int(self.cfg.num_workers)
-        return DataLoader(
-            ds,
-            batch_size=self.batch_size if train else self.cfg.eval_batch_size,
-            shuffle=train,
-            drop_last=train,
-            num_workers=workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=workers > 0,
-        )
+        size = self.batch_size if train else self.cfg.eval_batch_size
+        return make_loader(ds, train, size, int(self.cfg.num_workers))
 
     def train_dataloader(self) -> DataLoader:
         train = self.bundle.train

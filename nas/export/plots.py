@@ -12,6 +12,13 @@ import numpy as np
 from nas.spaces import Arch, SearchSpace
 
 
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
 def _plt():
     import matplotlib
 
@@ -42,10 +49,7 @@ def op_weight_heatmaps(space: SearchSpace, epochs: Sequence[Mapping], out: Path)
         b.set_yticks(range(len(space.op_names)), space.op_names)
         b.set_xticks(range(len(epochs)), [r["epoch"] for r in epochs])
         fig.colorbar(im, ax=b)
-        fig.tight_layout()
-        files.append(out / f"op_weights_{kind}.png")
-        fig.savefig(files[-1], dpi=110)
-        plt.close(fig)
+        files.append(_save(fig, out / f"op_weights_{kind}.png"))
     return files
 
 
@@ -94,11 +98,7 @@ def cell_diagram(space: SearchSpace, arch: Arch, out: Path) -> Path:
         ax.set_ylim(-1.6, 1.6)
         ax.set_aspect("equal")  # arc3 bends in display space: keep it equal to data space
         ax.axis("off")
-    fig.tight_layout()
-    path = out / "cell.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "cell.png")
 
 
 def search_curve(scores: Sequence[float], stages: Sequence[str], out: Path) -> Path:
@@ -118,11 +118,7 @@ def search_curve(scores: Sequence[float], stages: Sequence[str], out: Path) -> P
     )
     ax.set(xlabel="one-shot queries", ylabel="one-shot score", title="search curve")
     ax.legend()
-    fig.tight_layout()
-    path = out / "search_curve.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "search_curve.png")
 
 
 def pareto_front(params: Sequence[float], scores: Sequence[float]) -> list[int]:
@@ -153,8 +149,4 @@ def score_vs_params(params: Sequence[int], scores: Sequence[float], final: int, 
     ax.scatter([params[final]], [scores[final]], marker="*", s=200, c="gold", ec="k", label="final")
     ax.set(xlabel="parameters", ylabel="one-shot score", title="score vs parameters")
     ax.legend()
-    fig.tight_layout()
-    path = out / "score_vs_params.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "score_vs_params.png")
