@@ -233,12 +233,76 @@ def _check_instantiable(group: str, node: Any) -> None:
         raise ConfigError(f"{group} needs a _target_ (the class to build), got {node!r}")
 
 
+#: ``(key, smallest allowed value)`` of the numeric keys the schema types but does not bound
+_AT_LEAST = (
+    ("search.epochs", 1),
+    ("finetune.epochs", 0),
+    ("retrain.epochs", 1),
+    ("retrain.batch_size", 1),
+    ("dataset.batch_size", 1),
+    ("dataset.eval_batch_size", 1),
+    ("sample.size", 1),
+    ("sample.neighbours", 0),
+    ("sample.prescreen_pool", 1),
+    ("evolution.budget", 0),
+    ("evolution.population_size", 1),
+    ("evolution.tournament_size", 1),
+    ("oneshot.calib_batches", 1),
+    ("oneshot.val_batches", 1),
+    ("oneshot.batch_size", 1),
+    ("prescreen.images", 1),
+    ("constraints.max_params", 1),
+    ("constraints.max_flops", 1),
+)
+
+
+def _choices(cfg: Any) -> list[tuple[str, Any, list[str]]]:
+    """``(key, value, allowed values)`` of every key that names a registered part."""
+    from nas.data import available_datasets
+    from nas.evaluate.proxies import available_proxies
+    from nas.predictor import PREDICTORS
+    from nas.search import available_strategies
+    from nas.search.single_path import SAMPLERS
+    from nas.spaces import available_spaces
+
+    out = [
+        ("dataset.name", cfg.dataset.name, available_datasets()),
+        ("space.name", cfg.space.name, list(available_spaces())),
+        ("search.strategy", cfg.search.strategy, available_strategies()),
+        ("search.sampler", cfg.search.sampler, list(SAMPLERS)),
+        ("finetune.sampler", cfg.finetune.sampler, list(SAMPLERS)),
+        ("predictor.kind", cfg.predictor.kind, sorted(PREDICTORS)),
+        ("evolution.algorithm", cfg.evolution.algorithm, ["refine", "regularized", "random"]),
+    ]
+    if cfg.prescreen.proxy is not None:
+        out.append(("prescreen.proxy", cfg.prescreen.proxy, available_proxies()))
+    return out
+
+
 def check_config(cfg: Any) -> None:
-    """Start-up checks that the schema cannot express; raise :class:`ConfigError` naming the key.
+    """Start-up checks that the schema cannot express; raise :class:`ConfigError` naming the key
+    (before anything trains).
 
     * ``search.epochs`` is the one epoch count: ``trainer.max_epochs`` follows it;
-    * every ``callbacks.<name>`` and ``logger.<name>`` has a ``_target_``.
+    * every ``callbacks.<name>`` and ``logger.<name>`` has a ``_target_``;
+    * ``stages`` are known and in order;
+    * counts are within range (``search.epochs=-1`` would be an unbounded run to Lightning);
+    * every name of a registered part (dataset, space, strategy, sampler, proxy, predictor,
+      evolution algorithm) is known, and the refiner's knobs are valid.
     """
+    from omegaconf import OmegaConf
+
+    for key, least in _AT_LEAST:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value < least:
+            raise ConfigError(f"{key}={value} is invalid: it must be >= {least}")
+    for key, value, allowed in _choices(cfg):
+        if value not in allowed:
+            raise ConfigError(f"unknown {key}={value!r}; allowed: {allowed}")
+    try:
+        RefineConfig(**cfg.evolution.refine)
+    except ValueError as err:
+        raise ConfigError(f"evolution.{err}") from None
 
     trainer = cfg.trainer
     if trainer.get("max_epochs") != cfg.search.epochs:

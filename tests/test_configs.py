@@ -147,3 +147,29 @@ def test_matmul_precision_is_a_key(tiny_cfg):
 def test_trainer_is_a_lightning_trainer(tmp_path):
     cfg = compose_cfg("logger=none", f"paths.output_dir={tmp_path}")
     assert isinstance(build_trainer(cfg, tmp_path), pl.Trainer)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("search.epochs=-1", "search.epochs"),
+        ("evolution.budget=-5", "evolution.budget"),
+        ("sample.size=0", "sample.size"),
+        ("dataset.name=imagenet", "dataset.name"),
+        ("space.name=nasnet", "space.name"),
+        ("search.strategy=enas", "search.strategy"),
+        ("search.sampler=greedy", "search.sampler"),
+        ("prescreen.proxy=fisher", "prescreen.proxy"),
+        ("predictor.kind=gcn", "predictor.kind"),
+        ("evolution.algorithm=bayesian", "evolution.algorithm"),
+        ("evolution.refine.q=0", "refine.q"),
+        ("constraints.max_params=0", "constraints.max_params"),
+    ],
+)
+def test_invalid_values_fail_before_training_naming_the_key(override, named, tiny_cfg, tmp_path):
+    cfg = tiny_cfg(override)
+    if override.startswith("search.epochs"):  # trainer.max_epochs follows search.epochs
+        cfg.trainer.max_epochs = cfg.search.epochs
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        run(cfg)
+    assert not (tmp_path / "checkpoints").exists()
