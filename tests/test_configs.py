@@ -173,3 +173,30 @@ def test_invalid_values_fail_before_training_naming_the_key(override, named, tin
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         run(cfg)
     assert not (tmp_path / "checkpoints").exists()
+
+
+GROUPS = {
+    g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml"))
+    for g in (
+        "dataset",
+        "space",
+        "scale",
+        "search",
+        "trainer",
+        "callbacks",
+        "logger",
+        "evolution",
+        "predictor",
+    )
+}
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_group_option_composes_and_passes_the_checks(group, option, tmp_path):
+    cfg = compose_cfg(f"{group}={option}", f"paths.output_dir={tmp_path}")
+    OmegaConf.resolve(cfg)
+    check_config(cfg)
+    if group in ("callbacks", "logger") or (group == "trainer" and option == "cpu"):
+        build_trainer(cfg, tmp_path)
+    if group == "search":
+        build_strategy(build_space(cfg.space), cfg.search)
