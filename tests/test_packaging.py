@@ -76,3 +76,32 @@ def test_optional_features_are_extras_imported_where_used():
         for p in (ROOT / "nas").rglob("*.py")
     }
     assert not {k: v for k, v in eager.items() if v}, "optional modules imported at import time"
+
+
+def test_every_checkpoint_load_is_weights_only():
+    """Nothing of the user's is unpickled: every ``torch.load`` / ``load_from_checkpoint`` /
+    ``trainer.fit(ckpt_path=...)`` call in the code passes ``weights_only=True``."""
+    loaders = {"load", "load_from_checkpoint", "fit"}
+    offenders = []
+    for path in [
+        *(ROOT / "nas").rglob("*.py"),
+        *(ROOT / "scripts").glob("*.py"),
+        ROOT / "train.py",
+    ]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr not in loaders:
+                continue
+            if node.func.attr == "load" and getattr(node.func.value, "id", None) != "torch":
+                continue
+            if node.func.attr == "fit" and not any(k.arg == "ckpt_path" for k in node.keywords):
+                continue
+            checked += 1
+            flag = [k for k in node.keywords if k.arg == "weights_only"]
+            if not flag or not (
+                isinstance(flag[0].value, ast.Constant) and flag[0].value.value is True
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert checked >= 7  # the loads of subnet.pt, predictor.pt, checkpoints and resumed fits
+    assert not offenders, f"loads without weights_only=True: {offenders}"
