@@ -82,7 +82,7 @@ def test_every_checkpoint_load_is_weights_only():
     """Nothing of the user's is unpickled: every ``torch.load`` / ``load_from_checkpoint`` /
     ``trainer.fit(ckpt_path=...)`` call in the code passes ``weights_only=True``."""
     loaders = {"load", "load_from_checkpoint", "fit"}
-    offenders = []
+    offenders, checked = [], 0
     for path in [
         *(ROOT / "nas").rglob("*.py"),
         *(ROOT / "scripts").glob("*.py"),
