@@ -120,3 +120,33 @@ def test_supernet_checkpoint_loads_with_lightning(tiny_cfg, tmp_path):
     copy_ = copy.deepcopy(restored)
     w = restored.strategy.eval_weights()
     assert torch.equal(restored.supernet(x, w), copy_.supernet(x, w))
+
+
+class PoisonAtEpoch(pl.Callback):
+    """Makes the supernet's weights NaN when ``epoch`` starts (a divergence on cue)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            with torch.no_grad():
+                for p in pl_module.supernet.parameters():
+                    p.fill_(float("nan"))
+
+
+def test_a_diverging_search_stops_naming_the_step_and_keeps_its_checkpoint(tiny_cfg, tmp_path):
+    from nas.errors import NumericsError
+
+    poison = (
+        "+callbacks.poison._target_=tests.test_module.PoisonAtEpoch",
+        "+callbacks.poison.epoch=1",
+    )
+    with pytest.raises(NumericsError, match=r"epoch 1, step \d+") as err:
+        run(tiny_cfg("search.epochs=3", *poison))
+    assert "search.w_lr" in str(err.value) and "trainer.precision=32-true" in str(err.value)
+    kept = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert kept["epoch"] == 0  # the last finished epoch's checkpoint, not overwritten
+    assert all(
+        torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point()
+    )

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from nas.errors import ensure_finite
 from nas.retrain.network import RetrainNetwork
 from nas.spaces import get_space
 
@@ -73,6 +74,13 @@ class RetrainModule(pl.LightningModule):
         loss = F.cross_entropy(logits, y)
         if aux is not None:
             loss = loss + self.recipe["auxiliary_weight"] * F.cross_entropy(aux, y)
+        ensure_finite(
+            loss.detach(),
+            "the retraining loss",
+            self.current_epoch,
+            self.global_step,
+            "a lower retrain.lr, trainer.precision=32-true, a smaller retrain.grad_clip",
+        )
         self.train_acc(logits.detach(), y)
         self.log("train/loss", loss.detach(), on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from nas.errors import ensure_finite
 from nas.search.parts import build_search_supernet, build_space
 from nas.search.strategies import build_strategy
 
@@ -112,11 +113,15 @@ class SupernetModule(pl.LightningModule):
                     a_opt.zero_grad()
                     self.manual_backward(arch_loss)
             if arch_loss is not None:
+                self._ensure_finite(arch_loss, "the architecture loss")
                 a_opt.step()
+                for alpha in self.strategy.arch_parameters():
+                    self._ensure_finite(alpha.detach(), "an architecture parameter")
                 self.log("train/arch_loss", arch_loss.detach(), on_epoch=True, sync_dist=True)
 
         logits = self.supernet(x, self.strategy.train_weights())
         loss = F.cross_entropy(logits, y)
+        self._ensure_finite(loss, "the training loss")
         w_opt.zero_grad()
         self.manual_backward(loss)
         w_opt.step()  # clipping happens in on_before_optimizer_step, on unscaled gradients
@@ -127,6 +132,16 @@ class SupernetModule(pl.LightningModule):
         )
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss.detach()
+
+    def _ensure_finite(self, value: torch.Tensor, what: str) -> None:
+        ensure_finite(
+            value,
+            what,
+            self.current_epoch,
+            self.global_step,
+            "a lower search.w_lr or search.arch_lr, trainer.precision=32-true (no fp16/bf16 "
+            "overflow), a smaller search.grad_clip",
+        )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Clip the weight gradients' norm to ``grad_clip``.
