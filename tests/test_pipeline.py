@@ -222,3 +222,28 @@ def test_finetune_trains_single_paths(quick_cfg, tmp_path):
     assert sum(after) / len(after) > sum(before) / len(before) + 5
     assert read_json(tmp_path / "derived.json") == derived
     assert (tmp_path / "finetune" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_cell_diagram_in_dot_names_every_edge_and_its_op(tmp_path, monkeypatch):
+    from nas.export import plots
+
+    space = get_space("nb201")
+    arch = ("nor_conv_3x3", "skip_connect", "none", "avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3")
+    dot = plots.cell_dot(space, arch)
+    assert dot.count("->") == 5  # the 'none' edge passes nothing and is left out
+    assert '"cell:0" -> "cell:1" [label="nor_conv_3x3"' in dot and "none" not in dot
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)  # no graphviz: matplotlib
+    assert (
+        plots.cell_diagram(space, arch, tmp_path).exists() and not (tmp_path / "cell.dot").exists()
+    )
+
+
+@pytest.mark.skipif(
+    __import__("shutil").which("dot") is None, reason="graphviz's dot not installed"
+)
+def test_cell_diagram_is_rendered_by_graphviz_when_installed(tmp_path):
+    from nas.export import plots
+
+    space = get_space("darts")
+    path = plots.cell_diagram(space, space.sample(random.Random(0)), tmp_path)
+    assert (tmp_path / "cell.dot").exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

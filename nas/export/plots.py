@@ -4,6 +4,8 @@ curve, and score against parameters with its Pareto front. Needs matplotlib (``p
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -53,8 +55,33 @@ def op_weight_heatmaps(space: SearchSpace, epochs: Sequence[Mapping], out: Path)
     return files
 
 
+def cell_dot(space: SearchSpace, arch: Arch) -> str:
+    """The cells of ``arch`` in graphviz's DOT language, one cluster per cell kind."""
+    lines = [
+        "digraph cells {",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fillcolor=lightyellow];',
+    ]
+    for kind, (nodes, edges) in space.cell_graphs(arch).items():
+        lines += [f"  subgraph cluster_{kind} {{", f'    label="{kind} cell";']
+        lines += [f'    "{kind}:{n}" [label="{n}"];' for n in nodes]
+        for src, dst, op in edges:
+            style = f'label="{op}", fontcolor=blue' if op else "color=gray"
+            lines.append(f'    "{kind}:{src}" -> "{kind}:{dst}" [{style}];')
+        lines.append("  }")
+    return "\n".join([*lines, "}"]) + "\n"
+
+
 def cell_diagram(space: SearchSpace, arch: Arch, out: Path) -> Path:
-    """The cells of ``arch`` as graphs: states left to right, each edge labelled by its op."""
+    """The cells of ``arch`` as graphs, each edge labelled by its op: rendered by graphviz's
+    ``dot`` when it is installed (``cell.dot`` beside it), else drawn with matplotlib."""
+    dot = shutil.which("dot")
+    if dot is not None:
+        source = out / "cell.dot"
+        source.write_text(cell_dot(space, arch))
+        path = out / "cell.png"
+        subprocess.run([dot, "-Tpng", str(source), "-o", str(path)], check=True, timeout=60)
+        return path
     plt = _plt()
     cells = space.cell_graphs(arch)
     fig, axes = plt.subplots(1, len(cells), figsize=(7 * len(cells), 4.5), squeeze=False)
