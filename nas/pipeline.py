@@ -28,6 +28,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 from nas.config import WeightOptimConfig, check_config
 from nas.data import RetrainDataModule, SearchDataModule
@@ -93,7 +94,9 @@ class Run:
         self.cfg = cfg
         self.dir = Path(cfg.paths.output_dir)
         self.space = build_space(cfg.space)
-        self.rank_zero = True
+        #: the process that runs every stage; the other ranks of a multi-process (DDP) run
+        #: only join the stages that train (Lightning's launcher sets their rank variables)
+        self.rank_zero = rank_zero_only.rank == 0
 
     def path(self, name: str) -> Path:
         return self.dir / name
@@ -218,7 +221,6 @@ def search(run: Run) -> None:
     fit(run, "search", trainer, module, datamodule, run.dir)
     # every rank calls save_checkpoint (it synchronises them); rank zero writes the file
     trainer.save_checkpoint(run.path(SUPERNET_FILE), weights_only=False)
-    run.rank_zero = trainer.is_global_zero
 
 
 def derive_done(run: Run) -> bool:
@@ -267,7 +269,6 @@ def finetune(run: Run) -> None:
     trainer = build_trainer(cfg, run.dir, subdir=FINETUNE_DIR, max_epochs=f.epochs)
     fit(run, "fine-tune", trainer, module, datamodule, run.path(FINETUNE_DIR))
     trainer.save_checkpoint(run.path(FINETUNED_FILE), weights_only=False)
-    run.rank_zero = trainer.is_global_zero
 
 
 def sample_done(run: Run) -> bool:
@@ -415,10 +416,9 @@ def retrain(run: Run) -> None:
     )
     trainer = build_trainer(cfg, run.dir, subdir=RETRAIN_DIR, max_epochs=recipe["epochs"])
     fit(run, "retraining", trainer, module, data, run.path(RETRAIN_DIR))
-    run.rank_zero = trainer.is_global_zero
+    (metrics,) = trainer.validate(module, datamodule=data, verbose=False)  # every rank joins
     if not trainer.is_global_zero:
         return
-    (metrics,) = trainer.validate(module, datamodule=data, verbose=False)
     write_json_atomic(
         run.path(RETRAIN_FILE),
         {
@@ -430,6 +430,9 @@ def retrain(run: Run) -> None:
         },
     )
 
+
+#: the stages every DDP rank joins; the others run on rank zero alone
+TRAINING_STAGES = ("search", "finetune", "retrain")
 
 STAGES = {
     "search": (search, search_done),
@@ -463,13 +466,15 @@ def run(cfg: DictConfig) -> RunResult | None:
     state = Run(cfg)
     for name in cfg.stages:
         work, done = STAGES[name]
+        if not state.rank_zero and name not in TRAINING_STAGES:
+            continue
         if cfg.resume and done(state):
             log.info("%s stage already done in %s; skipping", name, run_dir)
             continue
         log.info("%s stage", name)
         work(state)
-        if not state.rank_zero:
-            return None
+    if not state.rank_zero:
+        return None
     files = {}
     for key, name in (("derived", DERIVED_FILE), ("final", FINAL_FILE), ("retrain", RETRAIN_FILE)):
         path = state.path(name)
