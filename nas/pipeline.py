@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import random
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,7 +33,6 @@ from nas.config import WeightOptimConfig, check_config
 from nas.data import RetrainDataModule, SearchDataModule
 from nas.errors import ConfigError, NasError
 from nas.evaluate import OneShotEvaluator, ProxyEvaluator
-from nas.evaluate.proxies import available_proxies
 from nas.evolution import (
     Archive,
     RefineConfig,
@@ -44,6 +42,7 @@ from nas.evolution import (
     regularized_evolution,
     sample_around,
 )
+from nas.evolution.archive import finite
 from nas.export import CostModel, export_final
 from nas.files import (
     ARCHIVE_FILE,
@@ -140,10 +139,6 @@ class Run:
         p = self.cfg.prescreen
         if p.proxy is None:
             return None
-        if p.proxy not in available_proxies():
-            raise ConfigError(
-                f"unknown proxy {p.proxy!r} (prescreen.proxy); known: {available_proxies()}"
-            )
         x, y = self.datamodule.fixed_batches("weights", 1, p.images, seed=self.cfg.seed)[0]
         return ProxyEvaluator(
             self.space,
@@ -326,9 +321,9 @@ def evolve(run: Run) -> None:
             init=init,
             prescreen=run.prescreen,
         )
-        finite = [e for e in tracker.history if math.isfinite(e.score.value)]
-        if len(finite) >= 2:  # the predictor's final fit, on everything the search scored
-            archs, scores = [e.arch for e in finite], [e.score.value for e in finite]
+        scored = finite(tracker.history)
+        if len(scored) >= 2:  # the predictor's final fit, on everything the search scored
+            archs, scores = [e.arch for e in scored], [e.score.value for e in scored]
             predictor.fit(archs, scores)
             save_predictor(run.path(PREDICTOR_FILE), predictor, archs, scores, options)
     elif cfg.algorithm == "regularized":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,11 @@ from typing import Any
 from nas.evaluate.base import Cost, Score
 from nas.io import append_jsonl, read_jsonl
 from nas.spaces import Arch, SearchSpace
+
+
+def finite(entries: Sequence[Entry]) -> list[Entry]:
+    """The entries with a finite score: the only parents and predictor targets of a search."""
+    return [e for e in entries if math.isfinite(e.score.value)]
 
 
 def ranked(value: float) -> float:

@@ -23,13 +23,12 @@ the order they were found.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nas.evaluate.base import Evaluator
-from nas.evolution.archive import Archive, Entry, ranked
+from nas.evolution.archive import Archive, Entry, finite, ranked
 from nas.evolution.tracker import Feasible, Tracker
 from nas.predictor import Predictor
 from nas.spaces import Arch, SearchSpace
@@ -74,15 +73,10 @@ class _Prescreen:
         return sorted(archs, key=lambda a: -ranked(self.cache[a]))[:keep]
 
 
-def _finite(entries: Sequence[Entry]) -> list[Entry]:
-    """The entries with a finite score: the only parents and predictor targets."""
-    return [e for e in entries if math.isfinite(e.score.value)]
-
-
 def _candidates(run: Tracker, cfg: RefineConfig, rng: random.Random, origin: int) -> list[Arch]:
     """Unseen feasible mutants of the best finite-scored archs, best parents first; [] when
     none is left."""
-    parents = sorted(_finite(run.history[origin:]), key=lambda e: -e.score.value)
+    parents = sorted(finite(run.history[origin:]), key=lambda e: -e.score.value)
     out: dict[Arch, None] = {}
     for start in range(0, len(parents), cfg.parents):
         for parent in parents[start : start + cfg.parents]:
@@ -163,6 +157,6 @@ def refine(
             continue
         if screen is not None:
             cands = screen.best(cands, max(cfg.q, round(cfg.prescreen_keep * len(cands))))
-        cands = _rank(predictor, _finite(run.history), cands, cfg.explore)
+        cands = _rank(predictor, finite(run.history), cands, cfg.explore)
         run.score(cands[: min(cfg.q, run.remaining)], stage="refine")
     return run
