@@ -28,7 +28,7 @@ import torch
 from nas.config import OneShotConfig
 from nas.evaluate import OneShotEvaluator, recalibrate_bn
 from nas.export.report import accuracy
-from nas.export.subnet import _single_path
+from nas.export.subnet import single_path
 from nas.io import write_json_atomic
 from nas.spaces import get_space
 from nas.supernet import build_supernet
@@ -38,7 +38,7 @@ def copy_evaluate(supernet, space, archs, calib, val) -> list[float]:
     """The user's version: a deep copy of the supernet pruned to each arch's ops."""
     scores = []
     for arch in archs:
-        net = _single_path(copy.deepcopy(supernet.net), space, arch)
+        net = single_path(copy.deepcopy(supernet.net), space, arch)
         recalibrate_bn(net, net, calib)
         scores.append(accuracy(net, val))
     return scores

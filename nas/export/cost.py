@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas.spaces import Arch, SearchSpace
+from nas.spaces import Arch, SearchSpace, searchable_cells
 from nas.supernet import MixedOp, build_supernet
 
 _PLAIN = {"lean": False, "channels_last": False, "compile": False}
@@ -65,15 +65,8 @@ class CostModel:
             h.remove()
         #: ``{(cell index, cell kind, edge): [(params, flops) per op]}``
         self.table: dict[tuple[int, str, int], list[tuple[int, int]]] = {}
-        for i, cell in enumerate(supernet.net.cells):
-            if not hasattr(cell, "edges"):
-                continue
-            kind = (
-                ("reduce" if cell.reduction else "normal") if hasattr(cell, "reduction") else "cell"
-            )
-            for e, m in zip(
-                getattr(cell, "edge_ids", range(len(cell.edges))), cell.edges, strict=True
-            ):
+        for i, cell, kind, edge_ids in searchable_cells(supernet.net):
+            for e, m in zip(edge_ids, cell.edges, strict=True):
                 name = next(n for n, mm in mixed.items() if mm is m)
                 probe = torch.zeros(inputs[name])
                 self.table[(i, kind, e)] = [

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from nas.errors import NasError
-from nas.spaces import Arch, SearchSpace, get_space
+from nas.spaces import Arch, SearchSpace, get_space, searchable_cells
 from nas.supernet import MixedOp, build_supernet
 
 SUBNET_FORMAT = 1
@@ -31,17 +31,13 @@ SUBNET_FORMAT = 1
 _EXECUTION = {"lean": False, "channels_last": False, "compile": False}
 
 
-def _single_path(net: nn.Module, space: SearchSpace, arch: Arch) -> nn.Module:
+def single_path(net: nn.Module, space: SearchSpace, arch: Arch) -> nn.Module:
     """Replace, in place, every mixed op of ``net`` by the op ``arch`` picks on its edge; drop
     the edges ``arch`` leaves out (rows whose op is ``none`` in a space whose cells choose
     their inputs); returns ``net``."""
     weights = space.one_hot(arch)
     none = space.op_names.index("none") if "none" in space.op_names else None
-    for cell in net.cells:
-        if not hasattr(cell, "edges"):  # a fixed block between cells (NB201's residual blocks)
-            continue
-        kind = ("reduce" if cell.reduction else "normal") if hasattr(cell, "reduction") else "cell"
-        edge_ids = getattr(cell, "edge_ids", tuple(range(len(cell.edges))))
+    for _, cell, kind, edge_ids in searchable_cells(net):
         keep, ops = [], []
         for k, e in enumerate(edge_ids):
             mixed: MixedOp = cell.edges[k]
@@ -71,7 +67,7 @@ def build_subnet(
     supernet = build_supernet(space, num_classes, in_channels, **{**supernet_options, **_EXECUTION})
     if supernet_state is not None:
         supernet.load_state_dict(supernet_state)
-    return _single_path(supernet.net, space, arch)
+    return single_path(supernet.net, space, arch)
 
 
 def save_subnet(

@@ -8,14 +8,14 @@ import torch
 from timm.layers import DropPath
 from torch import nn
 
+from nas.spaces import searchable_cells
+
 
 def add_drop_path(net: nn.Module) -> list[DropPath]:
     """Wrap every cell edge's op (identities excepted, as in DARTS) as ``op -> DropPath``;
     returns the DropPath modules, whose ``drop_prob`` the trainer raises over the epochs."""
     paths = []
-    for cell in net.cells:
-        if not hasattr(cell, "edges"):
-            continue
+    for _, cell, _, _ in searchable_cells(net):
         for k, op in enumerate(cell.edges):
             if isinstance(op, nn.Identity):
                 continue

@@ -1,6 +1,14 @@
 """Search spaces: candidate ops, architectures, codecs, neighbourhoods, encodings, networks."""
 
-from nas.spaces.base import Arch, ArchError, OpWeights, SearchSpace, available_spaces, get_space
+from nas.spaces.base import (
+    Arch,
+    ArchError,
+    OpWeights,
+    SearchSpace,
+    available_spaces,
+    get_space,
+    searchable_cells,
+)
 from nas.spaces.darts import DARTS_OPS, DartsSpace, Genotype
 from nas.spaces.nb201 import NB201_OPS, NB201Space
 
@@ -16,4 +24,5 @@ __all__ = [
     "SearchSpace",
     "available_spaces",
     "get_space",
+    "searchable_cells",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import random
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -122,6 +122,17 @@ class SearchSpace(abc.ABC):
             raise ArchError(
                 f"op {name!r} is not in space {self.name!r}; its ops are {list(self.op_names)}"
             ) from None
+
+
+def searchable_cells(net: nn.Module) -> Iterator[tuple[int, nn.Module, str, tuple[int, ...]]]:
+    """``(index in net.cells, cell, cell kind, edge ids)`` of every cell of a space's network
+    that has searchable edges (fixed blocks between cells, NB201's residual blocks, are
+    skipped). ``cell.edges[k]`` is the module of edge ``edge_ids[k]``."""
+    for i, cell in enumerate(net.cells):
+        if not hasattr(cell, "edges"):
+            continue
+        kind = ("reduce" if cell.reduction else "normal") if hasattr(cell, "reduction") else "cell"
+        yield i, cell, kind, tuple(getattr(cell, "edge_ids", range(len(cell.edges))))
 
 
 _SPACES: dict[str, Callable[..., SearchSpace]] = {}
