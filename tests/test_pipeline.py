@@ -133,6 +133,22 @@ def test_exported_subnet_is_the_scored_network(quick_cfg, tmp_path):
     assert torch.isfinite(predictor.predict(archs).mean).all()
 
 
+def test_a_saved_predictor_predicts_what_it_predicted(tmp_path):
+    from nas.predictor import build_predictor, save_predictor
+
+    space = get_space("nb201")
+    archs = [space.sample(random.Random(i)) for i in range(30)]
+    scores = [float(len(set(a))) + 0.1 * i for i, a in enumerate(archs)]
+    for kind in ("delta", "absolute"):
+        fitted = build_predictor(kind, space, {"steps": 40}, k_nearest=3)
+        fitted.fit(archs, scores)
+        save_predictor(tmp_path / f"{kind}.pt", fitted, archs, scores, {"k_nearest": 3})
+        loaded = load_predictor(tmp_path / f"{kind}.pt", space)
+        others = [space.sample(random.Random(100 + i)) for i in range(10)]
+        assert torch.equal(loaded.predict(others).mean, fitted.predict(others).mean)
+        assert loaded.cfg.steps == 40
+
+
 def test_max_params_is_never_exceeded(quick_cfg, tmp_path):
     cfg = quick_cfg("stages=[search,derive]")
     run(cfg)

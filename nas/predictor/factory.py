@@ -64,8 +64,10 @@ def save_predictor(
 def load_predictor(path: str | os.PathLike[str], space: SearchSpace) -> Predictor:
     """The predictor saved by :func:`save_predictor`, ready to predict."""
     record = torch.load(path, map_location="cpu", weights_only=True)
-    predictor = build_predictor(record["kind"], space, record["train"], **record["options"])
-    archs = [space.from_str(s) for s in record["archs"]]
-    predictor.fit(archs, record["scores"])  # restores the fit's data (and trains briefly)...
-    predictor.ensemble.model.load_state_dict(record["model"])  # ...then the saved weights
+    # a fit of zero steps restores the fit's data without training; the weights come next
+    restore = {**record["train"], "steps": 0}
+    predictor = build_predictor(record["kind"], space, restore, **record["options"])
+    predictor.fit([space.from_str(s) for s in record["archs"]], record["scores"])
+    predictor.ensemble.model.load_state_dict(record["model"])
+    predictor.cfg = predictor.ensemble.cfg = TrainConfig(**record["train"])
     return predictor
