@@ -363,7 +363,7 @@ def export(run: Run) -> None:
         entries,
         algorithm=run.cfg.evolution.algorithm,
         calib=run.evaluator.calib,
-        test=dm.fixed_batches("test", 10**9, run.cfg.oneshot.batch_size),
+        test=dm.test_dataloader(),
         num_classes=dm.num_classes,
         in_channels=dm.in_channels,
         params_of=run.cost.params,
