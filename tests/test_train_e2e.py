@@ -11,18 +11,25 @@ from nas.spaces import get_space
 from tests.conftest import ROOT
 
 
-@pytest.mark.slow
-def test_train_py_digits_end_to_end(tmp_path):
-    run_dir = tmp_path / "run"
+def train_py(
+    run_dir, *overrides: str, timeout: int = 900
+) -> tuple[list[str], subprocess.CompletedProcess]:
+    """Run ``python train.py +experiment=digits <overrides>`` into ``run_dir`` as a user would."""
     cmd = [
         sys.executable,
         "train.py",
         "+experiment=digits",
-        "search.epochs=2",
+        *overrides,
         f"hydra.run.dir={run_dir}",
         "trainer.enable_progress_bar=false",
     ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return cmd, subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_train_py_digits_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    cmd, proc = train_py(run_dir, "search.epochs=2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert str(run_dir) in proc.stdout.replace("\n", "")
 
@@ -55,19 +62,15 @@ def test_ddp_search_on_two_cpu_processes_runs_to_the_end(tmp_path):
     fine-tune) and saves their checkpoints together (Lightning's save_checkpoint is
     collective); rank zero alone derives, samples, evolves, exports and reports."""
     run_dir = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "train.py",
-        "+experiment=digits",
+    _, proc = train_py(
+        run_dir,
         "trainer=ddp",
         "trainer.accelerator=cpu",
         "trainer.devices=2",
         "trainer.precision=32-true",
         "search.epochs=1",
-        f"hydra.run.dir={run_dir}",
-        "trainer.enable_progress_bar=false",
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("results in:") == 1  # rank zero alone reports
     assert read_json(run_dir / "derived.json")["final"]
