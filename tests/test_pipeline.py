@@ -147,6 +147,11 @@ def test_a_saved_predictor_predicts_what_it_predicted(tmp_path):
         others = [space.sample(random.Random(100 + i)) for i in range(10)]
         assert torch.equal(loaded.predict(others).mean, fitted.predict(others).mean)
         assert loaded.cfg.steps == 40
+    (tmp_path / "torn.pt").write_bytes((tmp_path / "delta.pt").read_bytes()[:100])
+    from nas.errors import NasError
+
+    with pytest.raises(NasError, match=r"torn\.pt is not a readable predictor file"):
+        load_predictor(tmp_path / "torn.pt", space)
 
 
 def test_max_params_is_never_exceeded(quick_cfg, tmp_path):

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from nas.errors import NasError
 from nas.predictor.absolute import AbsolutePredictor
 from nas.predictor.base import Predictor
 from nas.predictor.delta import DeltaPredictor
@@ -63,10 +64,14 @@ def save_predictor(
 
 def load_predictor(path: str | os.PathLike[str], space: SearchSpace) -> Predictor:
     """The predictor saved by :func:`save_predictor`, ready to predict."""
-    record = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+        kind, train = record["kind"], record["train"]
+    except Exception as err:  # a truncated or foreign file
+        raise NasError(f"{path} is not a readable predictor file: {err}") from None
     # a fit of zero steps restores the fit's data without training; the weights come next
-    restore = {**record["train"], "steps": 0}
-    predictor = build_predictor(record["kind"], space, restore, **record["options"])
+    restore = {**train, "steps": 0}
+    predictor = build_predictor(kind, space, restore, **record["options"])
     predictor.fit([space.from_str(s) for s in record["archs"]], record["scores"])
     predictor.ensemble.model.load_state_dict(record["model"])
     predictor.cfg = predictor.ensemble.cfg = TrainConfig(**record["train"])
