@@ -8,6 +8,7 @@ key's full name. Every knob a user may turn has its default here or in ``conf/``
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any
@@ -77,7 +78,15 @@ class SearchConfig(WeightOptimConfig):
     arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     arch_weight_decay: float = 1e-3
     alpha_init_std: float = 1e-3
-    sampler: str = "uniform"  # single-path strategies (spos): uniform | fair
+    arch_warmup_epochs: int = 0  # alphas frozen for the first N epochs (strategies with alphas)
+    beta_weight: float = 0.0  # β-decay term (betadarts; any DARTS-family strategy), ramped 0 -> it
+    xi: float | None = None  # darts2 virtual-step learning rate (None: the weights' lr)
+    tau_max: float = 10.0  # gdas Gumbel-softmax temperature, first epoch
+    tau_min: float = 0.1  # ... last epoch
+    zero_one_weight: float = 10.0  # fairdarts zero-one loss weight
+    kl_weight: float = 1e-3  # drnas KL(Dirichlet || uniform prior) weight
+    sampler: str = "uniform"  # single-path strategies (spos): uniform | fair | sandwich
+    sandwich_random: int = 2  # sandwich: random paths per step besides the largest/smallest
 
 
 def _trainer_schema() -> type:
@@ -236,6 +245,13 @@ def _check_instantiable(group: str, node: Any) -> None:
 #: ``(key, smallest allowed value)`` of the numeric keys the schema types but does not bound
 _AT_LEAST = (
     ("search.epochs", 1),
+    ("search.arch_warmup_epochs", 0),
+    ("search.beta_weight", 0),
+    ("search.xi", 0),
+    ("search.tau_min", 1e-6),
+    ("search.zero_one_weight", 0),
+    ("search.kl_weight", 0),
+    ("search.sandwich_random", 0),
     ("finetune.epochs", 0),
     ("retrain.epochs", 1),
     ("retrain.batch_size", 1),
@@ -304,7 +320,22 @@ def check_config(cfg: Any) -> None:
     except ValueError as err:
         raise ConfigError(f"evolution.{err}") from None
 
+    if cfg.search.strategy != "spos" and cfg.search.arch_warmup_epochs >= cfg.search.epochs:
+        warnings.warn(
+            f"search.arch_warmup_epochs={cfg.search.arch_warmup_epochs} >= search.epochs="
+            f"{cfg.search.epochs}: the architecture parameters never train",
+            stacklevel=2,
+        )
+    if cfg.search.tau_max < cfg.search.tau_min:
+        raise ConfigError(
+            f"search.tau_max={cfg.search.tau_max} must be >= search.tau_min={cfg.search.tau_min}"
+        )
     trainer = cfg.trainer
+    if cfg.search.strategy == "darts2" and str(trainer.get("precision")) in ("16", "16-mixed"):
+        raise ConfigError(
+            "search.strategy=darts2 computes its hypergradient without fp16 loss scaling: "
+            "use trainer.precision=bf16-mixed or 32-true"
+        )
     if trainer.get("max_epochs") != cfg.search.epochs:
         raise ConfigError(
             f"trainer.max_epochs={trainer.get('max_epochs')} differs from search.epochs="

@@ -42,7 +42,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from nas.search.module import frozen
+from nas.search.strategies import frozen
 from nas.spaces import DartsSpace
 from nas.supernet import build_supernet
 from nas.supernet.reference import build_reference_supernet

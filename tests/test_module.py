@@ -11,7 +11,7 @@ from pytorch_lightning.plugins.precision import MixedPrecision
 
 from nas.pipeline import SUPERNET_FILE, run
 from nas.search import SupernetModule
-from nas.search.module import frozen
+from nas.search.strategies import frozen
 from tests.conftest import search_module as _module
 
 

@@ -106,36 +106,3 @@ def test_same_seed_same_search(tiny_cfg, tmp_path):
     other = tmp_path / "seed1"
     run(tiny_cfg("search.epochs=2", "seed=1", f"paths.output_dir={other}"))
     assert list(read_jsonl(other / ALPHAS_FILE)) != results[0][1]
-
-
-def test_fair_sampler_runs_every_op_once_per_round_on_every_edge():
-    from nas.search.single_path import SinglePathStrategy
-
-    space = get_space("nb201")
-    strategy = SinglePathStrategy(space, "fair", seed=3)
-    n = len(space.op_names)
-    for _ in range(2):  # two rounds
-        picks = torch.stack([strategy.sample()["cell"] for _ in range(n)])  # [n, edges, ops]
-        assert torch.equal(picks.sum(0), torch.ones(6, n))  # each edge ran each op once
-        assert all(space.from_str(space.to_str(space.derive({"cell": p}))) for p in picks)
-
-
-def test_single_path_draws_resume_from_the_checkpointed_state():
-    from nas.search.single_path import SinglePathStrategy
-
-    for space, sampler in ((get_space("nb201"), "fair"), (get_space("darts"), "uniform")):
-        a = SinglePathStrategy(space, sampler, seed=0)
-        for _ in range(3):
-            a.sample()
-        b = SinglePathStrategy(space, sampler, seed=99)
-        b.load_state_dict(a.state_dict())
-        for _ in range(7):
-            wa, wb = a.sample(), b.sample()
-            assert all(torch.equal(wa[k], wb[k]) for k in wa)
-
-
-def test_fair_sampler_needs_independent_edges():
-    from nas.search.single_path import SinglePathStrategy
-
-    with pytest.raises(ConfigError, match="uniform"):
-        SinglePathStrategy(get_space("darts"), "fair")

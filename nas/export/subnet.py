@@ -45,7 +45,7 @@ def single_path(net: nn.Module, space: SearchSpace, arch: Arch) -> nn.Module:
             if j == none and hasattr(cell, "edge_ids"):
                 continue
             keep.append(e)
-            ops.append(mixed.ops[j])
+            ops.append(mixed.single_op(j))
         cell.edges = nn.ModuleList(ops)
         if hasattr(cell, "edge_ids"):
             cell.edge_ids = tuple(keep)

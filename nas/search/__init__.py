@@ -1,5 +1,7 @@
 """One-shot search: the Lightning module, strategies, callbacks and trainer wiring."""
 
+# each strategy module registers its search.strategy name on import
+from nas.search import betadarts, darts2, drnas, fairdarts, gdas, pcdarts, single_path  # noqa: F401
 from nas.search.callbacks import ALPHAS_FILE, DERIVED_FILE, ArchitectureWriter
 from nas.search.module import SupernetModule
 from nas.search.parts import build_search_supernet, build_space

@@ -1,8 +1,9 @@
 """``SupernetModule``: the LightningModule of a one-shot search (bi-level, manual optimisation).
 
 Each training step takes ``{"train": (x, y), "arch": (x, y)}`` from the two halves of the
-training set: first an architecture step on the ``arch`` half (when the strategy has one),
-then a weight step on the ``train`` half with gradient-norm clipping. Validation scores the
+training set: first an architecture step on the ``arch`` half (when the strategy has one and
+``search.arch_warmup_epochs`` are over), then a weight step on the ``train`` half with
+gradient-norm clipping (the gradients of every path the strategy trains this step summed). Validation scores the
 supernet on the ``arch`` half with the strategy's evaluation weights.
 
 The module builds its space, supernet and strategy from its (saved) hyperparameters, so
@@ -11,8 +12,7 @@ The module builds its space, supernet and strategy from its (saved) hyperparamet
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -23,24 +23,6 @@ from torchmetrics.classification import MulticlassAccuracy
 from nas.errors import ensure_finite
 from nas.search.parts import build_search_supernet, build_space
 from nas.search.strategies import build_strategy
-
-
-@contextmanager
-def frozen(module: torch.nn.Module) -> Iterator[None]:
-    """Build no gradient graph for ``module``'s parameters inside the block.
-
-    The first-order architecture step needs only d(loss)/d(alpha); with the supernet's weights
-    frozen, autograd skips every weight gradient (the depthwise ones dominate a step's cost)
-    instead of computing them to be zeroed before the weight step.
-    """
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
 
 
 class SupernetModule(pl.LightningModule):
@@ -68,7 +50,7 @@ class SupernetModule(pl.LightningModule):
         self.supernet = build_search_supernet(
             search_space, space.get("supernet") or {}, num_classes, in_channels
         )
-        self.strategy = build_strategy(search_space, search)
+        self.strategy = build_strategy(search_space, search, self.supernet)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
 
@@ -106,12 +88,13 @@ class SupernetModule(pl.LightningModule):
         (x, y), (xa, ya) = batch["train"], batch["arch"]
         w_opt, a_opt = self._optimizers()
 
-        if a_opt is not None:
-            with frozen(self.supernet):
-                arch_loss = self.strategy.arch_loss(self.supernet, xa, ya)
-                if arch_loss is not None:
-                    a_opt.zero_grad()
-                    self.manual_backward(arch_loss)
+        if a_opt is not None and self.current_epoch >= self.search_hparams.get(
+            "arch_warmup_epochs", 0
+        ):
+            a_opt.zero_grad()
+            arch_loss = self.strategy.arch_backward(
+                self.supernet, (x, y), (xa, ya), self.manual_backward, w_opt.optimizer
+            )
             if arch_loss is not None:
                 self._ensure_finite(arch_loss, "the architecture loss")
                 a_opt.step()
@@ -119,19 +102,22 @@ class SupernetModule(pl.LightningModule):
                     self._ensure_finite(alpha.detach(), "an architecture parameter")
                 self.log("train/arch_loss", arch_loss.detach(), on_epoch=True, sync_dist=True)
 
-        logits = self.supernet(x, self.strategy.train_weights())
-        loss = F.cross_entropy(logits, y)
-        self._ensure_finite(loss, "the training loss")
         w_opt.zero_grad()
-        self.manual_backward(loss)
+        losses, logits = [], None
+        for weights in self.strategy.train_paths():
+            path_logits = self.supernet(x, weights)
+            loss = F.cross_entropy(path_logits, y)
+            self._ensure_finite(loss, "the training loss")
+            self.manual_backward(loss)
+            losses.append(loss.detach())
+            logits = path_logits.detach() if logits is None else logits
         w_opt.step()  # clipping happens in on_before_optimizer_step, on unscaled gradients
+        loss = torch.stack(losses).mean()
 
-        self.train_acc(logits.detach(), y)
-        self.log(
-            "train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, sync_dist=True
-        )
+        self.train_acc(logits, y)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
-        return loss.detach()
+        return loss
 
     def _ensure_finite(self, value: torch.Tensor, what: str) -> None:
         ensure_finite(
@@ -162,6 +148,9 @@ class SupernetModule(pl.LightningModule):
         self.val_acc(logits, y)
         self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def on_train_epoch_start(self) -> None:
+        self.strategy.set_epoch(self.current_epoch, self.search_hparams["epochs"])
 
     def on_train_epoch_end(self) -> None:
         sched = self.lr_schedulers()

@@ -31,5 +31,5 @@ def build_search_supernet(
     """The supernet of ``space`` with the ``space.supernet`` options."""
     try:
         return build_supernet(space, num_classes, in_channels, **dict(options))
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(str(err)) from None

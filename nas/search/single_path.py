@@ -1,14 +1,18 @@
-"""Single-path strategies: one architecture per training step, no architecture parameters.
+"""Single-path strategies: each weight step trains sampled paths, no architecture parameters.
 
 ``spos`` trains the supernet the way "Single Path One-Shot Neural Architecture Search with
-Uniform Sampling" (arXiv 1904.00420) does: each weight step runs one path (one-hot op weights,
-so only those ops run). Samplers (``search.sampler``):
+Uniform Sampling" (arXiv 1904.00420) does: a path is one-hot op weights, so only its ops run.
+Samplers (``search.sampler``):
 
-* ``uniform``: an arch drawn uniformly from the space each step;
+* ``uniform``: one arch drawn uniformly from the space per step;
 * ``fair``: "FairNAS: Rethinking Evaluation Fairness of Weight Sharing Neural Architecture
-  Search" (arXiv 1907.01845): every ``len(ops)`` steps, each edge runs each of its ops once
-  (independent random permutations per edge). Only for spaces whose every one-hot matrix is
-  an arch (``space.independent_edges``, e.g. NB201).
+  Search" (arXiv 1907.01845), strict fairness: each step trains ``len(ops)`` paths in which
+  every op of every edge appears exactly once (independent random permutations per edge),
+  gradients summed into one update. Only for spaces whose every one-hot matrix is an arch
+  (``space.independent_edges``, e.g. NB201);
+* ``sandwich``: the sandwich rule of "Universally Slimmable Networks and Improved Training
+  Techniques" (arXiv 1903.05134): the largest path, the smallest path (by parameter count)
+  and ``search.sandwich_random`` uniform paths per step, gradients summed into one update.
 
 The draws come from the strategy's own generator, which the checkpoint holds
 (``get_extra_state``), so a resumed run draws what an uninterrupted one would.
@@ -17,31 +21,79 @@ The draws come from the strategy's own generator, which the checkpoint holds
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
 from nas.errors import ConfigError
-from nas.search.strategies import Strategy
-from nas.spaces import OpWeights, SearchSpace
+from nas.search.strategies import Strategy, register_strategy
+from nas.spaces import Arch, OpWeights, SearchSpace, searchable_cells
+from nas.supernet import MixedOp, Supernet
 
-SAMPLERS = ("uniform", "fair")
+SAMPLERS = ("uniform", "fair", "sandwich")
+
+
+def op_parameter_counts(supernet: Supernet) -> dict[str, torch.Tensor]:
+    """``{kind: [edges, ops]}``: each op's parameter count summed over the cells of a kind."""
+    space = supernet.space
+    counts = {k: torch.zeros(e, len(space.op_names)) for k, e in space.cell_edges.items()}
+    for _, cell, kind, edge_ids in searchable_cells(supernet.net):
+        for e, mixed in zip(edge_ids, cell.edges, strict=True):
+            assert isinstance(mixed, MixedOp)
+            for k, op in enumerate(mixed.ops):
+                counts[kind][e, k] += sum(p.numel() for p in op.parameters())
+    return counts
+
+
+def extreme_paths(space: SearchSpace, counts: Mapping[str, torch.Tensor]) -> tuple[Arch, Arch]:
+    """``(largest, smallest)``: the archs the space derives from per-op parameter counts and
+    from their negatives (``none`` never chosen; ties go to the earlier op)."""
+    none = space.op_names.index("none") if "none" in space.op_names else None
+    scored = []
+    for sign in (1.0, -1.0):
+        scores = {}
+        for kind, c in counts.items():
+            s = sign * c.clone()
+            if none is not None:
+                s[:, none] = -float("inf")
+            scores[kind] = s
+        scored.append(space.derive(scores))
+    return scored[0], scored[1]
 
 
 class SinglePathStrategy(Strategy):
-    """One sampled path per step (see the module docstring); ``seed`` seeds the draws."""
+    """Sampled paths per step (see the module docstring); ``seed`` seeds the draws.
 
-    def __init__(self, space: SearchSpace, sampler: str = "uniform", seed: int = 0) -> None:
+    ``supernet`` is needed by ``sandwich`` only (its paths' parameter counts).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        sampler: str = "uniform",
+        seed: int = 0,
+        supernet: Supernet | None = None,
+        sandwich_random: int = 2,
+    ) -> None:
         super().__init__(space)
         if sampler not in SAMPLERS:
             raise ConfigError(f"unknown search.sampler {sampler!r}; known: {list(SAMPLERS)}")
         if sampler == "fair" and not space.independent_edges:
             raise ConfigError(
                 f"search.sampler=fair needs a space whose edges choose ops independently; "
-                f"space {space.name!r} does not (use search.sampler=uniform)"
+                f"space {space.name!r} does not (use search.sampler=uniform or sandwich)"
             )
         self.sampler = sampler
         self.rng = random.Random(seed)
-        self._queue: list[dict[str, list[int]]] = []  # fair: the op index per edge, per step
+        self.sandwich_random = sandwich_random
+        self.extremes: tuple[Arch, Arch] | None = None
+        if sampler == "sandwich":
+            if supernet is None:
+                raise ValueError(
+                    "search.sampler=sandwich needs the supernet (its parameter counts)"
+                )
+            self.extremes = extreme_paths(space, op_parameter_counts(supernet))
 
     def arch_parameters(self) -> list[torch.nn.Parameter]:
         return []
@@ -50,36 +102,52 @@ class SinglePathStrategy(Strategy):
         n = len(self.space.op_names)
         return {k: torch.full((e, n), 1.0 / n) for k, e in self.space.cell_edges.items()}
 
-    def _fair_rows(self) -> dict[str, list[int]]:
-        if not self._queue:
-            n = len(self.space.op_names)
-            perms = {
-                k: [self.rng.sample(range(n), n) for _ in range(e)]
-                for k, e in self.space.cell_edges.items()
-            }
-            self._queue = [
-                {k: [p[step] for p in rows] for k, rows in perms.items()} for step in range(n)
-            ]
-        return self._queue.pop(0)
-
     def sample(self) -> OpWeights:
-        """The next path's one-hot op weights ``{kind: [edges, ops]}``."""
-        if self.sampler == "uniform":
-            return self.space.one_hot(self.space.sample(self.rng))
-        n = len(self.space.op_names)
-        return {k: torch.eye(n)[torch.tensor(rows)] for k, rows in self._fair_rows().items()}
+        """One uniformly random path's one-hot op weights ``{kind: [edges, ops]}``."""
+        return self.space.one_hot(self.space.sample(self.rng))
 
-    def train_weights(self) -> OpWeights:
-        return self.sample()
+    def fair_paths(self) -> list[OpWeights]:
+        """``len(ops)`` paths in which every op of every edge appears exactly once."""
+        n = len(self.space.op_names)
+        perms = {
+            k: [self.rng.sample(range(n), n) for _ in range(e)]
+            for k, e in self.space.cell_edges.items()
+        }
+        eye = torch.eye(n)
+        return [
+            {k: eye[torch.tensor([p[step] for p in rows])] for k, rows in perms.items()}
+            for step in range(n)
+        ]
+
+    def train_paths(self) -> list[OpWeights]:
+        if self.sampler == "fair":
+            return self.fair_paths()
+        if self.sampler == "sandwich":
+            assert self.extremes is not None
+            fixed = [self.space.one_hot(a) for a in self.extremes]
+            return fixed + [self.sample() for _ in range(self.sandwich_random)]
+        return [self.sample()]
 
     def eval_weights(self) -> OpWeights:
         return self.sample()
 
     def get_extra_state(self) -> dict[str, object]:
         version, state, gauss = self.rng.getstate()
-        return {"rng": [version, list(state), gauss], "queue": self._queue}
+        return {"rng": [version, list(state), gauss]}
 
     def set_extra_state(self, state: dict[str, object]) -> None:
         version, internal, gauss = state["rng"]
         self.rng.setstate((version, tuple(internal), gauss))
-        self._queue = [dict(step) for step in state["queue"]]
+
+
+def _factory(space: SearchSpace, cfg: Mapping[str, Any], supernet: Supernet | None) -> Strategy:
+    return SinglePathStrategy(
+        space,
+        cfg.get("sampler", "uniform"),
+        cfg.get("seed", 0),
+        supernet,
+        cfg.get("sandwich_random", 2),
+    )
+
+
+register_strategy("spos", _factory)

@@ -37,6 +37,8 @@ class SearchSpace(abc.ABC):
     cell_edges: Mapping[str, int]
     #: whether every one-hot ``[edges, ops]`` matrix is an arch (edges choose ops independently)
     independent_edges: bool = False
+    #: ``{cell_kind: (node fed by edge e, ...)}`` (edge normalisation groups edges by node)
+    edge_nodes: Mapping[str, tuple[int, ...]]
 
     # -- codecs -------------------------------------------------------------------------
     @abc.abstractmethod

@@ -209,6 +209,9 @@ class DartsSpace(SearchSpace):
 
     op_names = DARTS_OPS
     cell_edges: ClassVar[dict[str, int]] = {kind: len(DARTS_EDGES) for kind in CELL_KINDS}
+    edge_nodes: ClassVar[dict[str, tuple[int, ...]]] = {
+        kind: tuple(i for i, _ in DARTS_EDGES) for kind in CELL_KINDS
+    }
 
     def __init__(self, c: int = 36, layers: int = 20) -> None:
         self.c = c

@@ -104,6 +104,7 @@ class NB201Space(SearchSpace):
 
     op_names = NB201_OPS
     cell_edges: ClassVar[dict[str, int]] = {"cell": len(NB201_EDGES)}
+    edge_nodes: ClassVar[dict[str, tuple[int, ...]]] = {"cell": tuple(j for _, j in NB201_EDGES)}
     independent_edges = True
 
     def __init__(self, c: int = 16, n_cells: int = 5) -> None:

@@ -6,6 +6,14 @@ contribute: ``active[k]`` is False where ``w[k]`` is exactly zero, and the ``non
 output is zero, so neither it nor its weight's gradient adds anything) is never run. One code
 path therefore serves softmax weights (DARTS), one-hot rows (single path: only that op runs)
 and straight-through Gumbel one-hots (GDAS).
+
+An op whose weight is exactly zero but requires a gradient (a straight-through one-hot) is
+not run either, yet its weight keeps the gradient the reference GDAS code gives it: the weight
+is added to the edge's output as a scalar (value 0), so ``dL/dw_k = sum(dL/d out)``.
+
+With ``partial=k`` > 1 the ops run on ``1/k`` of the channels (:mod:`nas.supernet.partial`);
+an edge on which nothing runs (only ``none``) still passes nothing, bypass included, so a
+one-hot path computes what its standalone subnet does.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from torch import nn
 
 from nas.spaces.ops import Zero, make_op
 from nas.supernet.lean_ops import lean_forward
+from nas.supernet.partial import PartialChannels, partial_channels
 from nas.supernet.shared import SharedWork
 
 
@@ -39,13 +48,22 @@ class MixedOp(nn.Module):
         pool_bn: bool = True,
         lean: bool = False,
         shared: SharedWork | None = None,
+        partial: int = 1,
     ) -> None:
         super().__init__()
+        if partial < 1 or c % partial:
+            raise ValueError(
+                f"space.supernet.partial_channels={partial} must be a positive divisor of every "
+                f"edge's channel count (an edge has {c})"
+            )
         self.op_names = tuple(op_names)
-        self.ops = nn.ModuleList(make_op(n, c, stride, affine, track, pool_bn) for n in op_names)
+        c_op = c // partial
+        self.ops = nn.ModuleList(make_op(n, c_op, stride, affine, track, pool_bn) for n in op_names)
         self.zero = Zero(c, stride)
         self.lean = lean
         self.shared = shared
+        self.partial = partial
+        self.stride = stride
         self._computed = [k for k, op in enumerate(self.ops) if not isinstance(op, Zero)]
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, active: Sequence[bool]) -> torch.Tensor:
@@ -53,9 +71,26 @@ class MixedOp(nn.Module):
         if len(w) != len(self.ops):
             raise ValueError(f"MixedOp over {len(self.ops)} ops got {len(w)} weights")
         ks = [k for k in self._computed if active[k]]
-        if not ks:
-            return self.zero(x)
-        return self.weighted_sum(x, w, ks)
+        if not ks:  # nothing runs (only 'none'): the edge passes nothing, bypass included
+            out = self.zero(x)
+        elif self.partial > 1:
+            out = partial_channels(
+                x, self.partial, self.stride, lambda h: self.weighted_sum(h, w, ks), self.shared
+            )
+        else:
+            out = self.weighted_sum(x, w, ks)
+        if w.requires_grad:
+            idle = [k for k, on in enumerate(active) if not on]
+            if idle:  # straight-through weights of ops not run: value 0, gradient kept
+                out = out + w[idle].sum()
+        return out
+
+    def single_op(self, k: int) -> nn.Module:
+        """Op ``k`` as a standalone module computing what this edge does with a one-hot ``k``."""
+        op = self.ops[k]
+        if isinstance(op, Zero):
+            return self.zero
+        return PartialChannels(op, self.partial, self.stride) if self.partial > 1 else op
 
     def run_op(self, k: int, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """``scale * op_k(x)``; ``scale``: 0-d tensor."""

@@ -11,6 +11,9 @@ changes the function computed:
   and the work that a cell's edges do on one state is done once (:mod:`nas.supernet.shared`);
 * ``channels_last`` (default True): parameters and activations in the channels-last layout;
 * ``compile`` (default False): the network is wrapped by ``torch.compile`` (slow to compile).
+
+``partial_channels`` (default 1) does change it: every edge runs its ops on ``1/k`` of its
+channels (PC-DARTS, :mod:`nas.supernet.partial`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def _darts(space: DartsSpace, num_classes: int, in_channels: int, **kw: object) 
     c, layers = int(kw.pop("c", 16)), int(kw.pop("layers", 8))
     affine, track = _bn_options(kw)
     stem_multiplier = int(kw.pop("stem_multiplier", 3))
+    partial_k = int(kw.pop("partial_channels", 1))
     execution = _execution_options(kw)
     _no_more(kw, "darts")
     edge_ids = range(len(DARTS_EDGES))
@@ -61,7 +65,9 @@ def _darts(space: DartsSpace, num_classes: int, in_channels: int, **kw: object) 
 
     def cell_edges(kind: str):
         def make(c_: int, stride: int, e: int) -> MixedOp:
-            return MixedOp(space.op_names, c_, stride, affine, track, True, execution.lean, shared)
+            return MixedOp(
+                space.op_names, c_, stride, affine, track, True, execution.lean, shared, partial_k
+            )
 
         return make, edge_ids, (2, 3, 4, 5)
 
@@ -81,11 +87,14 @@ def _darts(space: DartsSpace, num_classes: int, in_channels: int, **kw: object) 
 def _nb201(space: NB201Space, num_classes: int, in_channels: int, **kw: object) -> Supernet:
     c, n_cells = int(kw.pop("c", 16)), int(kw.pop("n_cells", 5))
     affine, track = _bn_options(kw)
+    partial_k = int(kw.pop("partial_channels", 1))
     execution = _execution_options(kw)
     _no_more(kw, "nb201")
     shared = execution.shared()
     net = NB201Network(
-        lambda c_, e: MixedOp(space.op_names, c_, 1, affine, track, False, execution.lean, shared),
+        lambda c_, e: MixedOp(
+            space.op_names, c_, 1, affine, track, False, execution.lean, shared, partial_k
+        ),
         num_classes,
         in_channels,
         c=c,

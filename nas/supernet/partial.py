@@ -1,0 +1,49 @@
+"""Partial channel connections ("PC-DARTS: Partial Channel Connections for Memory-Efficient
+Architecture Search", arXiv 1907.05737).
+
+An edge runs its ops on the first ``C / k`` channels of its input only; the other channels
+bypass the ops (max-pooled 2x2 on a reduction edge, so the shapes agree) and the two parts are
+concatenated and channel-shuffled in ``k`` groups, so that the next edge samples other
+channels. ``[B, C, H, W] -> [B, C, H / stride, W / stride]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.spaces.ops import cat_channels
+from nas.supernet.shared import SharedWork
+
+__all__ = ["PartialChannels", "partial_channels"]
+
+
+def partial_channels(
+    x: torch.Tensor,
+    k: int,
+    stride: int,
+    ops: Callable[[torch.Tensor], torch.Tensor],
+    shared: SharedWork | None = None,
+) -> torch.Tensor:
+    """``shuffle_k(cat(ops(x[:, :C/k]), bypass(x[:, C/k:])))``; ``shared`` makes every edge
+    that reads ``x`` get the same head slice (so their shared work on it is done once)."""
+    c = x.shape[1] // k
+    head = x[:, :c] if shared is None else shared.memo(x, ("pc_head", c), lambda: x[:, :c])
+    rest = x[:, c:]
+    if stride > 1:
+        rest = F.max_pool2d(rest, stride, stride, ceil_mode=True)
+    return F.channel_shuffle(cat_channels([ops(head), rest]), k)
+
+
+class PartialChannels(nn.Module):
+    """One op on partial channels: the single-path form of a partial-channel mixed op."""
+
+    def __init__(self, op: nn.Module, k: int, stride: int) -> None:
+        super().__init__()
+        self.op, self.k, self.stride = op, k, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return partial_channels(x, self.k, self.stride, self.op)

@@ -1,0 +1,380 @@
+"""Search strategies: each one's defining property, and one real search epoch of each."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from nas.errors import ConfigError
+from nas.io import read_json
+from nas.pipeline import run
+from nas.search import DERIVED_FILE, available_strategies, build_strategy
+from nas.search.darts2 import SecondOrderDartsStrategy
+from nas.search.drnas import DrnasStrategy
+from nas.search.gdas import GdasStrategy
+from nas.search.pcdarts import PcDartsStrategy
+from nas.search.single_path import SinglePathStrategy, op_parameter_counts
+from nas.search.strategies import DartsStrategy, beta_decay
+from nas.spaces import get_space, searchable_cells
+from nas.supernet import MixedOp, build_supernet
+from tests.conftest import compose_cfg, search_module
+
+STRATEGIES = ("darts", "darts2", "gdas", "pcdarts", "fairdarts", "drnas", "betadarts", "spos")
+
+
+def tiny_nb201(**options):
+    space = get_space("nb201")
+    net = build_supernet(space, num_classes=3, in_channels=3, c=4, n_cells=1, **options)
+    return space, net
+
+
+def batch(n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def test_every_strategy_is_registered():
+    assert set(STRATEGIES) <= set(available_strategies())
+
+
+# -- second-order DARTS -------------------------------------------------------------------
+
+
+def exact_hypergradient(strategy, net, train, arch, xi, wd):
+    """d/d alpha L_val(w - xi * (grad_w L_train(w, alpha) + wd * w), alpha) by autograd."""
+    params = dict(net.named_parameters())
+    weights = strategy.op_weights()
+    l_train = F.cross_entropy(functional_call(net, params, (train[0], weights)), train[1])
+    grads = torch.autograd.grad(l_train, list(params.values()), create_graph=True)
+    virtual = {n: p - xi * (g + wd * p) for (n, p), g in zip(params.items(), grads, strict=True)}
+    l_val = F.cross_entropy(
+        functional_call(net, virtual, (arch[0], strategy.op_weights())), arch[1]
+    )
+    return torch.autograd.grad(l_val, strategy.arch_parameters())
+
+
+def smooth(net):
+    """``net`` with every ReLU swapped for a Softplus. A finite difference agrees with the
+    derivative to O(eps^2) on a smooth loss only: ReLU kinks within the weight perturbation
+    (norm 0.01) break any finite difference, whatever the implementation."""
+    for module in list(net.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.ReLU):
+                setattr(module, name, torch.nn.Softplus(beta=4))
+    return net
+
+
+def test_darts2_architecture_gradient_is_the_exact_hypergradient():
+    torch.manual_seed(0)
+    space, net = tiny_nb201(lean=False, channels_last=False)
+    smooth(net).double()
+    strategy = SecondOrderDartsStrategy(space, alpha_init_std=0.5).double()
+    train, arch = [(x.double(), y) for x, y in (batch(seed=1), batch(seed=2))]
+    xi, wd = 0.1, 3e-4
+    opt = torch.optim.SGD(net.parameters(), lr=xi, momentum=0.9, weight_decay=wd)
+
+    exact = exact_hypergradient(strategy, net, train, arch, xi, wd)
+    strategy.zero_grad()
+    strategy.arch_backward(net, train, arch, lambda loss: loss.backward(), opt)
+    for a, e in zip(strategy.arch_parameters(), exact, strict=True):
+        assert (a.grad - e).norm() / e.norm() < 1e-2
+    # the second-order term matters: the first-order gradient is measurably different
+    first = torch.autograd.grad(strategy.arch_loss(net, *arch), strategy.arch_parameters())
+    assert (first[0] - exact[0]).norm() / exact[0].norm() > 1e-2
+
+
+def test_darts2_leaves_weights_batchnorm_and_optimiser_untouched():
+    torch.manual_seed(0)
+    space, net = tiny_nb201()
+    strategy = SecondOrderDartsStrategy(space)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    x, y = batch()
+    F.cross_entropy(net(x, strategy.train_paths()[0]), y).backward()
+    opt.step()  # a momentum buffer to read
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    buffers = {id(p): s["momentum_buffer"].clone() for p, s in opt.state.items()}
+    strategy.arch_backward(net, batch(seed=1), batch(seed=2), lambda loss: loss.backward(), opt)
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    assert all(torch.equal(buffers[id(p)], s["momentum_buffer"]) for p, s in opt.state.items())
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in strategy.arch_parameters())
+
+
+# -- GDAS ---------------------------------------------------------------------------------
+
+
+def count_op_runs(monkeypatch):
+    calls = []
+    run_op = MixedOp.run_op
+
+    def counting(self, k, x, scale):
+        calls.append(k)
+        return run_op(self, k, x, scale)
+
+    monkeypatch.setattr(MixedOp, "run_op", counting)
+    return calls
+
+
+def test_gdas_runs_only_the_sampled_ops_yet_every_alpha_gets_a_gradient(monkeypatch):
+    torch.manual_seed(0)
+    space, net = tiny_nb201()
+    strategy = GdasStrategy(space)
+    weights = strategy.op_weights()
+    hard = weights["cell"].detach()
+    assert torch.equal(hard.sum(-1), torch.ones(6)) and set(hard.unique().tolist()) == {0.0, 1.0}
+    calls = count_op_runs(monkeypatch)
+    x, y = batch()
+    F.cross_entropy(net(x, weights), y).backward()
+    n_cells = len(list(searchable_cells(net.net)))
+    computed = int((hard[:, space.op_index("none")] == 0).sum())
+    assert len(calls) == n_cells * computed  # one op per edge, none of them 'none'
+    assert (strategy.alphas["cell"].grad != 0).all()
+
+
+def test_gdas_alpha_gradient_matches_the_dense_straight_through_computation(monkeypatch):
+    torch.manual_seed(0)
+    space, net = tiny_nb201()
+    strategy = GdasStrategy(space)
+    x, y = batch()
+    weights = strategy.op_weights()
+    (ours,) = torch.autograd.grad(
+        F.cross_entropy(net(x, weights), y), strategy.arch_parameters(), retain_graph=True
+    )
+
+    def dense(self, x, w, active):  # every op's term written out, as the reference code does
+        out = 0
+        for k, op in enumerate(self.ops):
+            out = out + (w[k] * op(x) if w[k].item() != 0 else w[k])
+        return out
+
+    monkeypatch.setattr(MixedOp, "forward", dense)
+    (reference,) = torch.autograd.grad(
+        F.cross_entropy(net(x, weights), y), strategy.arch_parameters()
+    )
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_gdas_temperature_falls_linearly_from_tau_max_to_tau_min():
+    strategy = GdasStrategy(get_space("nb201"), tau_max=10.0, tau_min=0.1)
+    taus = []
+    for epoch in range(5):
+        strategy.set_epoch(epoch, 5)
+        taus.append(strategy.tau)
+    assert taus[0] == 10.0 and taus[-1] == pytest.approx(0.1)
+    assert taus == pytest.approx([10.0 - 9.9 * e / 4 for e in range(5)])
+
+
+# -- PC-DARTS, FairDARTS, DrNAS, β-DARTS --------------------------------------------------
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_partial_channel_supernet_single_path_is_the_exported_subnet(space_name):
+    from nas.export.subnet import build_subnet
+
+    torch.manual_seed(0)
+    space = get_space(space_name)
+    size = {"nb201": {"c": 4, "n_cells": 1}, "darts": {"c": 4, "layers": 3}}[space_name]
+    options = {**size, "partial_channels": 2}
+    net = build_supernet(space, 3, 3, **options)
+    net.train()
+    x, _ = batch(4)
+    net(x, space.one_hot(space.sample(__import__("random").Random(0))))  # BN statistics
+    net.eval()
+    arch = space.sample(__import__("random").Random(1))
+    sub = build_subnet(space, arch, 3, 3, options, net.state_dict()).eval()
+    torch.testing.assert_close(sub(x), net(x, space.one_hot(arch)), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="partial_channels"):
+        build_supernet(space, 3, 3, **{**size, "partial_channels": 3})
+
+
+def test_pcdarts_normalises_edges_per_node_and_derives_from_the_product():
+    space = get_space("darts")
+    strategy = PcDartsStrategy(space, alpha_init_std=1.0)
+    weights = strategy.op_weights()
+    for kind, w in weights.items():
+        mass = w.sum(-1)  # each edge's softmax(alpha) sums to 1: its mass is its edge weight
+        for node in range(4):
+            ids = [e for e, n in enumerate(space.edge_nodes[kind]) if n == node]
+            assert mass[ids].sum().item() == pytest.approx(1.0)
+    # the edge weights decide which inputs a node keeps
+    with torch.no_grad():
+        strategy.edge_betas["normal"][1] = 10.0  # node 0's edge from input 1
+    arch = space.derive(strategy.derivation_weights())
+    assert 1 in [j for _, j in arch.normal[:2]]
+
+
+def test_fairdarts_weights_are_independent_sigmoids_pushed_to_zero_or_one():
+    strategy = build_strategy(get_space("nb201"), compose_cfg("search=fairdarts").search)
+    with torch.no_grad():
+        strategy.alphas["cell"].fill_(0.0)
+    assert torch.equal(strategy.op_weights()["cell"], torch.full((6, 5), 0.5))
+    at_half = strategy.regularizer()
+    with torch.no_grad():
+        strategy.alphas["cell"].fill_(5.0)
+    assert strategy.regularizer() < at_half  # the zero-one loss favours saturated weights
+
+
+def test_drnas_draws_dirichlet_weights_and_its_kl_vanishes_at_the_uniform_prior():
+    strategy = DrnasStrategy(get_space("nb201"), kl_weight=1.0)
+    w = strategy.op_weights()["cell"]
+    assert torch.allclose(w.sum(-1), torch.ones(6)) and (w > 0).all()
+    assert not torch.equal(w, strategy.op_weights()["cell"])  # a fresh draw each time
+    with torch.no_grad():
+        strategy.alphas["cell"].zero_()  # concentration elu(0) + 1 = 1: the prior itself
+    assert strategy.regularizer().item() == pytest.approx(0.0, abs=1e-5)
+    with torch.no_grad():
+        strategy.alphas["cell"].normal_(0, 1)
+    assert strategy.regularizer().item() > 0.01
+
+
+def test_beta_decay_gradient_is_the_softmax_of_the_alphas():
+    alphas = {"cell": torch.randn(6, 5, requires_grad=True)}
+    beta_decay(alphas).backward()
+    torch.testing.assert_close(alphas["cell"].grad, F.softmax(alphas["cell"], -1) / 6)
+    strategy = DartsStrategy(get_space("nb201"), beta_weight=2.0)
+    strategy.set_epoch(0, 5)
+    assert strategy.regularizer() == 0  # the weight ramps up from zero
+    strategy.set_epoch(4, 5)
+    assert strategy.regularizer().item() == pytest.approx(2.0 * beta_decay(strategy.alphas).item())
+    with pytest.raises(ConfigError, match="beta_weight"):
+        build_strategy(
+            get_space("nb201"), compose_cfg("search=betadarts", "search.beta_weight=0").search
+        )
+
+
+def test_arch_warmup_keeps_the_alphas_frozen(tiny_cfg):
+    dm, module = search_module(tiny_cfg("search.arch_warmup_epochs=1"))
+    alphas0 = {k: a.detach().clone() for k, a in module.strategy.alphas.items()}
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=dm)
+    assert all(torch.equal(alphas0[k], a) for k, a in module.strategy.alphas.items())
+
+
+# -- single-path samplers ------------------------------------------------------------------
+
+
+def test_fair_sampler_step_trains_every_op_of_every_edge_exactly_once():
+    space = get_space("nb201")
+    strategy = SinglePathStrategy(space, "fair", seed=3)
+    n = len(space.op_names)
+    for _ in range(2):
+        paths = strategy.train_paths()
+        assert len(paths) == n
+        picks = torch.stack([p["cell"] for p in paths])  # [paths, edges, ops]
+        assert torch.equal(picks.sum(0), torch.ones(6, n))
+        assert all(space.derive(p) for p in paths)
+
+
+def test_fair_sampler_needs_independent_edges():
+    with pytest.raises(ConfigError, match="uniform"):
+        SinglePathStrategy(get_space("darts"), "fair")
+
+
+def test_multi_path_step_sums_gradients_into_one_update(tiny_cfg, monkeypatch):
+    from nas.supernet import Supernet
+
+    dm, module = search_module(tiny_cfg("space=nb201", "search=spos", "search.sampler=fair"))
+    forwards = []
+    forward = Supernet.forward
+
+    def counting(self, x, weights):
+        if self.training:
+            forwards.append(weights)
+        return forward(self, x, weights)
+
+    monkeypatch.setattr(Supernet, "forward", counting)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=dm)
+    assert len(forwards) == 5 and trainer.global_step == 1
+
+
+def test_sandwich_trains_the_largest_the_smallest_and_random_paths():
+    space, net = tiny_nb201()
+    strategy = SinglePathStrategy(space, "sandwich", supernet=net, sandwich_random=3)
+    paths = strategy.train_paths()
+    assert len(paths) == 5
+    archs = [space.derive(p) for p in paths]
+    assert archs[0] == ("nor_conv_3x3",) * 6
+    assert archs[1] == ("skip_connect",) * 6  # fewest parameters; 'none' is never a path
+
+    darts = get_space("darts")
+    dnet = build_supernet(darts, 3, 3, c=4, layers=3)
+    counts = op_parameter_counts(dnet)
+
+    def params(arch):
+        w = darts.one_hot(arch)
+        return sum(float((counts[k] * w[k]).sum()) for k in counts)
+
+    largest, smallest, *rest = SinglePathStrategy(darts, "sandwich", supernet=dnet).train_paths()
+    sizes = [params(darts.derive(p)) for p in (largest, smallest, *rest)]
+    rng = __import__("random").Random(0)
+    others = [params(darts.sample(rng)) for _ in range(50)]
+    assert sizes[0] >= max(others) and sizes[1] <= min(others)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SinglePathStrategy(get_space("nb201"), "fair", seed=torch.randint(99, ()).item()),
+        lambda: SinglePathStrategy(
+            get_space("darts"), "uniform", seed=torch.randint(99, ()).item()
+        ),
+        lambda: GdasStrategy(get_space("nb201")),
+        lambda: DrnasStrategy(get_space("nb201")),
+    ],
+)
+def test_draws_resume_from_the_checkpointed_state(make):
+    torch.manual_seed(0)
+    a = make()
+    for _ in range(3):
+        a.train_paths()
+    torch.manual_seed(1)
+    b = make()
+    b.load_state_dict(a.state_dict())
+    for _ in range(4):
+        for wa, wb in zip(a.train_paths(), b.train_paths(), strict=True):
+            assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+# -- one real search epoch of each ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[f"search={s}"] for s in STRATEGIES]
+    + [
+        ["search=spos", "search.sampler=sandwich"],
+        ["search=pcdarts", "search.arch_warmup_epochs=0"],
+    ],
+    ids=lambda o: "-".join(v.split("=")[1] for v in o),
+)
+def test_one_digits_epoch_of_each_strategy_derives_a_valid_arch(overrides, tmp_path):
+    cfg = compose_cfg(
+        "+experiment=digits",
+        *overrides,
+        "search.epochs=1",
+        "stages=[search,derive]",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"paths.output_dir={tmp_path}",
+    )
+    result = run(cfg)
+    space = get_space("darts")
+    derived = read_json(tmp_path / DERIVED_FILE)
+    assert derived["final"] and space.to_str(space.from_json(derived)) == result.arch
