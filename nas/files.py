@@ -4,6 +4,8 @@ other's outputs by these names."""
 CHECKPOINT_DIR = "checkpoints"
 ALPHAS_FILE = "alphas.jsonl"  # search: op weights per epoch
 DERIVED_FILE = "derived.json"  # search/derive: the strategy's architecture
+WIRING_FILE = "wiring.jsonl"  # search: wiring-bias diagnostics per epoch
+WIRING_DIR = "wiring"  # search: op-weight heatmaps per epoch
 SUPERNET_FILE = "supernet.ckpt"  # search: the trained supernet (Lightning checkpoint)
 FINETUNED_FILE = "finetuned.ckpt"  # finetune: the supernet after the single-path fine-tune
 FINETUNE_DIR = "finetune"  # finetune: its checkpoints and logs

@@ -378,3 +378,57 @@ def test_one_digits_epoch_of_each_strategy_derives_a_valid_arch(overrides, tmp_p
     space = get_space("darts")
     derived = read_json(tmp_path / DERIVED_FILE)
     assert derived["final"] and space.to_str(space.from_json(derived)) == result.arch
+
+
+# -- wiring diagnostics --------------------------------------------------------------------
+
+
+def test_cell_shape_measures_depth_width_and_input_share():
+    from nas.search.diagnostics import cell_shape
+
+    space = get_space("nb201")
+    chain = ("skip_connect", "none", "skip_connect", "none", "none", "skip_connect")
+    nodes, edges = space.cell_graphs(chain)["cell"]
+    assert cell_shape(nodes, edges, space.cell_inputs) == {
+        "input_share": pytest.approx(1 / 3),
+        "depth": 3.0,
+        "width": 1.0,
+    }
+    nodes, edges = space.cell_graphs(("nor_conv_3x3",) * 6)["cell"]
+    assert cell_shape(nodes, edges, 1) == {"input_share": 0.5, "depth": 3.0, "width": 2.0}
+    shallow = ("none", "none", "none", "skip_connect", "none", "none")  # input straight to output
+    nodes, edges = space.cell_graphs(shallow)["cell"]
+    assert cell_shape(nodes, edges, 1) == {"input_share": 1.0, "depth": 1.0, "width": 0.0}
+
+
+def test_wiring_stats_of_uniform_and_peaked_probabilities():
+    import math
+
+    from nas.search.diagnostics import wiring_stats
+
+    space = get_space("darts")
+    uniform = {k: torch.full((14, 8), 1 / 8) for k in ("normal", "reduce")}
+    arch = space.derive(uniform)
+    stats = wiring_stats(space, uniform, arch)["normal"]
+    assert stats["mean_entropy"] == pytest.approx(math.log(8))
+    assert stats["margin"] == 0 and stats["none_mass"] == pytest.approx(1 / 8)
+    peaked = {k: torch.eye(8)[[3] * 14] for k in ("normal", "reduce")}  # all skip_connect
+    stats = wiring_stats(space, peaked, space.derive(peaked))["normal"]
+    assert stats["skip_connect_mass"] == 1 and stats["margin"] == 1 and stats["skips"] == 8
+
+
+def test_search_writes_wiring_diagnostics_and_warns_on_skip_collapse(
+    tiny_cfg, tmp_path, monkeypatch
+):
+    from nas.io import read_jsonl
+    from nas.search import diagnostics
+
+    monkeypatch.setattr(diagnostics, "SKIP_WARNING", 0)  # any derived cell counts as collapse
+    with pytest.warns(UserWarning, match="skip connections"):
+        run(tiny_cfg("search.epochs=2"))
+    records = list(read_jsonl(tmp_path / "wiring.jsonl"))
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert set(records[0]["cells"]) == {"normal", "reduce"}
+    assert len(records[0]["cells"]["normal"]["entropy"]) == 14
+    for epoch in (0, 1):
+        assert (tmp_path / "wiring" / f"epoch_{epoch:03d}" / "op_weights_normal.png").stat().st_size

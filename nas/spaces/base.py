@@ -39,6 +39,8 @@ class SearchSpace(abc.ABC):
     independent_edges: bool = False
     #: ``{cell_kind: (node fed by edge e, ...)}`` (edge normalisation groups edges by node)
     edge_nodes: Mapping[str, tuple[int, ...]]
+    #: how many of the first nodes of :meth:`cell_graphs` are the cell's inputs
+    cell_inputs: int = 1
 
     # -- codecs -------------------------------------------------------------------------
     @abc.abstractmethod

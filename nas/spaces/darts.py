@@ -209,6 +209,7 @@ class DartsSpace(SearchSpace):
 
     op_names = DARTS_OPS
     cell_edges: ClassVar[dict[str, int]] = {kind: len(DARTS_EDGES) for kind in CELL_KINDS}
+    cell_inputs = 2
     edge_nodes: ClassVar[dict[str, tuple[int, ...]]] = {
         kind: tuple(i for i, _ in DARTS_EDGES) for kind in CELL_KINDS
     }
