@@ -117,7 +117,7 @@ class FinetuneConfig(WeightOptimConfig):
     sample and evolve stages rate trained single paths (the derived arch stays the search's)."""
 
     epochs: int = 10  # 0: score subnets with the searched weights as they are
-    sampler: str = "uniform"  # uniform | fair (spaces with independent edges)
+    sampler: str = "uniform"  # uniform | fair (spaces with independent edges) | sandwich
 
 
 @dataclass

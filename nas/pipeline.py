@@ -60,7 +60,6 @@ from nas.io import read_json, write_json_atomic
 from nas.predictor import build_predictor, save_predictor
 from nas.retrain import RetrainModule
 from nas.search import ArchitectureWriter, SupernetModule, build_space, build_trainer
-from nas.search.diagnostics import WiringDiagnostics
 from nas.spaces import Arch
 
 log = logging.getLogger(__name__)
@@ -205,7 +204,7 @@ def search_done(run: Run) -> bool:
 
 def search(run: Run) -> None:
     """Train the supernet and strategy; writes ``checkpoints/``, ``derived.json``, ``supernet.ckpt``
-    (and, for strategies with architecture parameters, ``wiring.jsonl`` and ``wiring/``)."""
+    (and, through the ``diagnostics`` callback, ``wiring.jsonl`` and ``wiring/``)."""
     cfg = run.cfg
     datamodule = SearchDataModule(cfg.dataset)  # Lightning runs prepare_data, then setup
     module = SupernetModule(
@@ -214,10 +213,7 @@ def search(run: Run) -> None:
         num_classes=datamodule.num_classes,
         in_channels=datamodule.in_channels,
     )
-    callbacks: list[pl.Callback] = [ArchitectureWriter(run.dir)]
-    if module.strategy.arch_parameters():
-        callbacks.append(WiringDiagnostics(run.dir))
-    trainer = build_trainer(cfg, run.dir, callbacks)
+    trainer = build_trainer(cfg, run.dir, [ArchitectureWriter(run.dir)])
     fit(run, "search", trainer, module, datamodule, run.dir)
     # every rank calls save_checkpoint (it synchronises them); rank zero writes the file
     trainer.save_checkpoint(run.path(SUPERNET_FILE), weights_only=False)

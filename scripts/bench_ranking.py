@@ -1,19 +1,27 @@
-"""How well a supernet ranks subnets one-shot: Kendall tau against NAS-Bench-201.
+"""How well each strategy's supernet ranks subnets one-shot: Kendall tau against NAS-Bench-201.
 
 NB201 space, the real CIFAR-10 JPEGs of ``../shared/data/cifar10_jpeg`` (run
 ``python scripts/prepare_cifar10_jpeg.py`` first; the supernet trains on the 5k training
-images, half for the weights and half for the alphas), one CPU budget for every row
-(``--epochs`` of search, ``--finetune-epochs`` of single-path fine-tune). Rows:
+images, half for the weights and half for the alphas). Every row gets the same CPU budget of
+training, ``--budget-minutes``: a short probe times the row's training step on this machine
+and the row's epochs are the budget divided by its epoch time (a DARTS epoch costs several
+single-path epochs). Rows (``--rows``):
 
-* ``darts``: the supernet of a first-order DARTS search, scored as it is;
-* ``default``: exactly what the default pipeline does: the same search, then the
-  single-path fine-tune (``finetune.*`` defaults), then ``OneShotEvaluator`` with the
-  pipeline's default calibration and validation settings (``oneshot.*``).
+* ``darts``, ``gdas``: the supernet of that search, scored as it is;
+* ``spos-uniform``, ``spos-fair``, ``spos-sandwich``: single-path training with that sampler;
+* ``default``: exactly what the default pipeline does: the experiment's search (first-order
+  DARTS), then the single-path fine-tune (``finetune.*`` defaults), the budget split between
+  them in the ratio of the experiment's ``search.epochs`` to ``finetune.epochs``.
 
-Each row scores the same 100 random cells (seed 0) and the table's top 50 and reports Kendall
-tau and Spearman against ``cifar10_test_200``, and the true accuracy of the derived cell. The
-``default`` row is also scored after every ``--every`` fine-tune epochs (tau vs fine-tune
-epochs, plotted). Rows and settings: ``--override`` passes Hydra overrides to every run.
+Every row is scored by the pipeline's ``OneShotEvaluator`` (its default calibration and
+validation settings, ``oneshot.*``) on the same 100 random cells (seed 0) and the table's top
+50, and reports Kendall tau and Spearman against ``cifar10_test_200``, and the true accuracy
+of its cell: the derived one for strategies with alphas, the best-scored of the random cells
+for single-path rows. ``--override`` passes Hydra overrides to every row (e.g.
+``oneshot.val_batches=8`` to score on more images); ``--every N`` also scores the default
+row's fine-tune every N epochs (tau against fine-tune epochs, plotted next to ``--out``).
+Each finished row is kept in ``<run-dir>/<row>/row.json``: a rerun with the same budget
+redoes only the missing rows.
 
     python scripts/bench_ranking.py --out outputs/bench/ranking.json
 """
@@ -21,12 +29,14 @@ epochs, plotted). Rows and settings: ``--override`` passes Hydra overrides to ev
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_strategies import time_steps
 from scipy.stats import kendalltau, spearmanr
 
 from nas.config import register_configs
@@ -38,6 +48,14 @@ from nas.search import SupernetModule
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = "cifar10_test_200"
+ROWS = {
+    "darts": ["search=darts"],
+    "gdas": ["search=gdas"],
+    "spos-uniform": ["search=spos", "search.sampler=uniform"],
+    "spos-fair": ["search=spos", "search.sampler=fair"],
+    "spos-sandwich": ["search=spos", "search.sampler=sandwich"],
+    "default": [],
+}
 
 
 def compose(overrides: list[str]):
@@ -56,129 +74,210 @@ def rank(evaluator: OneShotEvaluator, cells: list, truth: np.ndarray) -> dict[st
         "spearman": float(spearmanr(scores, truth)[0]),
         "oneshot_min": float(scores.min()),
         "oneshot_max": float(scores.max()),
+        "best": int(scores.argmax()),
+    }
+
+
+def epoch_seconds(cfg, search_overrides: dict, data: dict) -> float:
+    """Seconds of one training epoch of ``cfg``'s search (with ``search_overrides``) here,
+    from the median of a few timed steps on random batches of the dataset's shape."""
+    from omegaconf import OmegaConf
+
+    search = {**OmegaConf.to_container(cfg.search, resolve=True), **search_overrides}
+    space = OmegaConf.to_container(cfg.space, resolve=True)
+    module = SupernetModule(space, search, data["classes"], data["channels"])
+    step = time_steps(
+        module, cfg.dataset.batch_size, data["size"], data["classes"], channels=data["channels"]
+    )
+    return step * data["steps_per_epoch"]
+
+
+def row_overrides(name: str, base: list[str], budget_s: float, data: dict):
+    """The overrides of row ``name`` with its epochs fitted to the budget, and its epochs."""
+    cfg = compose([*base, *ROWS[name]])
+    if name != "default":
+        epochs = max(1, math.floor(budget_s / epoch_seconds(cfg, {"epochs": 1}, data)))
+        return [*ROWS[name], f"search.epochs={epochs}", "finetune.epochs=0"], {"search": epochs}
+    s, f = cfg.search.epochs, cfg.finetune.epochs
+    search_s = budget_s * s / (s + f)
+    single_path = {"epochs": 1, "strategy": "spos", "sampler": cfg.finetune.sampler}
+    epochs = {
+        "search": max(1, math.floor(search_s / epoch_seconds(cfg, {"epochs": 1}, data))),
+        "finetune": max(
+            1, math.floor((budget_s - search_s) / epoch_seconds(cfg, single_path, data))
+        ),
+    }
+    return [f"search.epochs={epochs['search']}", f"finetune.epochs={epochs['finetune']}"], epochs
+
+
+def every_n_epochs(n: int) -> list[str]:
+    """Overrides that keep a checkpoint every ``n`` epochs (of the fine-tune, in its dir)."""
+    return [
+        "+callbacks.every._target_=pytorch_lightning.callbacks.ModelCheckpoint",
+        f"+callbacks.every.every_n_epochs={n}",
+        "+callbacks.every.save_top_k=-1",
+        "+callbacks.every.filename='epoch-{epoch:03d}'",
+        "+callbacks.every.auto_insert_metric_name=false",
+    ]
+
+
+def finetune_curve(
+    state: Run, cells: list, truth: np.ndarray, final_tau: float, epochs: int
+) -> list[tuple[int, float]]:
+    """Kendall tau after 0 fine-tune epochs (the searched supernet) and at every kept
+    fine-tune checkpoint; the last point is the row's own tau."""
+    calib, val = state.evaluator.calib, state.evaluator.val
+
+    def tau(path: Path) -> float:
+        module = SupernetModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        scores = [
+            s.value for s in OneShotEvaluator(module.supernet.eval(), calib, val).evaluate(cells)
+        ]
+        return float(kendalltau(scores, truth)[0])
+
+    curve = [(0, tau(state.path(SUPERNET_FILE)))]
+    for ckpt in sorted((state.path(FINETUNE_DIR) / "checkpoints").glob("epoch-*.ckpt")):
+        epoch = int(ckpt.stem.split("-")[1]) + 1
+        if epoch < epochs:
+            curve.append((epoch, tau(ckpt)))
+    return [*curve, (epochs, final_tau)]
+
+
+def plot_curve(curve: list, out: Path) -> None:
+    """Kendall tau against fine-tune epochs, as a PNG (skipped without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(*zip(*curve, strict=True), marker="o")
+    ax.set(xlabel="single-path fine-tune epochs", ylabel="Kendall τ vs NB201")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def data_shape(cfg) -> dict:
+    """The dataset's classes, channels, image size and weight steps per epoch."""
+    dm = Run(cfg).datamodule
+    x, _ = dm.fixed_batches("weights", 1, 1)[0]
+    return {
+        "classes": dm.num_classes,
+        "channels": dm.in_channels,
+        "size": x.shape[-1],
+        "steps_per_epoch": math.ceil(len(dm.weights_set) / cfg.dataset.batch_size),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=10, help="search epochs")
-    p.add_argument("--finetune-epochs", type=int, default=10)
-    p.add_argument("--every", type=int, default=5, help="score the fine-tune every N epochs")
+    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    p.add_argument("--budget-minutes", type=float, default=6.0, help="training per row")
     p.add_argument("--cells", type=int, default=100)
     p.add_argument("--top", type=int, default=50)
-    p.add_argument("--run-dir", type=Path, default=ROOT / "outputs" / "bench" / "ranking_run")
+    p.add_argument("--run-dir", type=Path, default=ROOT / "outputs" / "bench" / "ranking_runs")
     p.add_argument("--override", action="append", default=[], help="a Hydra override (repeatable)")
+    p.add_argument(
+        "--every", type=int, default=0, help="default row: also score every N fine-tune epochs"
+    )
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    if min(args.epochs, args.finetune_epochs, args.every, args.cells) < 1 or args.top < 0:
-        p.error("--epochs, --finetune-epochs, --every and --cells must be >= 1, --top >= 0")
-    overrides = [
+    if args.budget_minutes <= 0 or args.cells < 2 or args.top < 0 or args.every < 0:
+        p.error("--budget-minutes must be > 0, --cells >= 2, --top >= 0, --every >= 0")
+    base = [
         "+experiment=nb201_cifar10",
         "dataset=imagefolder",
-        f"search.epochs={args.epochs}",
-        f"finetune.epochs={args.finetune_epochs}",
-        "stages=[search,derive,finetune]",
-        f"paths.output_dir={args.run_dir}",
         "trainer.enable_progress_bar=false",
         "logger=none",
-        "+callbacks.every._target_=pytorch_lightning.callbacks.ModelCheckpoint",
-        f"+callbacks.every.every_n_epochs={args.every}",
-        "+callbacks.every.save_top_k=-1",
-        "+callbacks.every.filename='epoch-{epoch:03d}'",
-        "+callbacks.every.auto_insert_metric_name=false",
         *args.override,
     ]
-    cfg = compose(overrides)
-    start = time.perf_counter()
-    run(cfg)
-    train_seconds = time.perf_counter() - start
-    state = Run(cfg)
     table = NB201Table()
     rng = random.Random(0)
-    cells = [state.space.sample(rng) for _ in range(args.cells)]
+    probe = compose([*base, f"paths.output_dir={args.run_dir / 'probe'}"])
+    space = Run(probe).space
+    data = data_shape(probe)
+    cells = [space.sample(rng) for _ in range(args.cells)]
     truth = np.array([table.value(c, METRIC) for c in cells])
     order = np.argsort(-table.column(METRIC))[: args.top]
-    top = [state.space.from_str(table.arch_strs[i]) for i in order] if args.top else []
+    top = [space.from_str(table.arch_strs[i]) for i in order]
     top_truth = np.array([table.value(c, METRIC) for c in top])
-    calib, val = state.evaluator.calib, state.evaluator.val
 
-    def evaluator_of(path: Path) -> OneShotEvaluator:
-        module = SupernetModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-        return OneShotEvaluator(module.supernet.eval(), calib, val)
-
-    derived = state.space.from_json(read_json(state.path("derived.json")))
-    rows: dict[str, dict[str, float]] = {}
-    curve: list[tuple[int, float]] = []
-    for name, path in (("darts", state.path(SUPERNET_FILE)), ("default", None)):
-        ev = state.evaluator if path is None else evaluator_of(path)
-        rows[name] = rank(ev, cells, truth)
+    budget_s = 60 * args.budget_minutes
+    rows: dict[str, dict] = {}
+    for name in args.rows:
+        row_dir = args.run_dir / name
+        done = row_dir / "row.json"
+        setting = {"budget_minutes": args.budget_minutes, "overrides": args.override}
+        if done.exists() and all(read_json(done).get(k) == v for k, v in setting.items()):
+            rows[name] = read_json(done)  # a finished row of this setting: not redone
+            continue
+        overrides, epochs = row_overrides(name, base, budget_s, data)
+        stages = "[search,derive,finetune]" if name == "default" else "[search,derive]"
+        if name == "default" and args.every:
+            overrides += every_n_epochs(args.every)
+        cfg = compose([*base, *overrides, f"stages={stages}", f"paths.output_dir={row_dir}"])
+        start = time.perf_counter()
+        run(cfg)
+        seconds = time.perf_counter() - start
+        state = Run(cfg)
+        r = rank(state.evaluator, cells, truth)
         if top:
-            rows[name]["kendall_top"] = rank(ev, top, top_truth)["kendall"]
-    curve.append((0, rows["darts"]["kendall"]))
-    for ckpt in sorted((state.path(FINETUNE_DIR) / "checkpoints").glob("epoch-*.ckpt")):
-        epoch = int(ckpt.stem.split("-")[1]) + 1
-        tau = (
-            rows["default"]["kendall"]
-            if epoch == args.finetune_epochs
-            else rank(evaluator_of(ckpt), cells, truth)["kendall"]
-        )
-        curve.append((epoch, tau))
-    derived_acc = table.value(derived, METRIC)
-    budget = {
-        "search_epochs": args.epochs,
-        "finetune_epochs": args.finetune_epochs,
-        "train_seconds": train_seconds,
-        "images": "cifar10_jpeg 5k train (2.5k weights, 2.5k arch)",
-        "cells": args.cells,
-        "top": args.top,
-        "overrides": args.override,
-    }
-    print(
-        f"budget: {args.epochs} search + {args.finetune_epochs} fine-tune epochs, "
-        f"{train_seconds / 60:.1f} min of training (2 cores)"
-    )
-    print(
-        f"| row | Kendall τ ({args.cells} random) | Spearman | Kendall τ (top {args.top}) | one-shot range |"
-    )
-    print("|---|---|---|---|---|")
-    for name, r in rows.items():
+            r["kendall_top"] = rank(state.evaluator, top, top_truth)["kendall"]
+        if state.supernet_module.strategy.arch_parameters():
+            cell = state.space.from_json(read_json(state.path("derived.json")))
+        else:
+            cell = cells[r["best"]]
+        r.update(epochs=epochs, train_seconds=seconds, cell=state.space.to_str(cell))
+        r["cell_accuracy"] = table.value(cell, METRIC)
+        if name == "default" and args.every:
+            r["curve"] = finetune_curve(state, cells, truth, r["kendall"], epochs["finetune"])
+        r.update(setting)
+        write_json_atomic(done, r)
+        rows[name] = r
         print(
-            f"| {name} | {r['kendall']:.3f} | {r['spearman']:.3f} | {r.get('kendall_top', float('nan')):.3f} "
-            f"| {r['oneshot_min']:.1f}–{r['oneshot_max']:.1f} |"
+            f"{name}: epochs {epochs}, {seconds / 60:.1f} min, tau {r['kendall']:.3f}, "
+            f"cell {r['cell_accuracy']:.2f}",
+            file=sys.stderr,
+            flush=True,
         )
-    print("fine-tune epochs -> Kendall τ: " + ", ".join(f"{e}: {t:.3f}" for e, t in curve))
-    print(f"derived cell {state.space.to_str(derived)}: {derived_acc:.2f} ({METRIC})")
+
+    print(
+        f"budget: {args.budget_minutes:g} min of training per row (2 cores); "
+        f"{args.cells} random cells and the table's top {args.top}; {METRIC}"
+    )
+    print("| row | epochs | Kendall τ | Spearman | Kendall τ (top) | one-shot range | cell acc |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        ep = " + ".join(str(v) for v in r["epochs"].values())
+        print(
+            f"| {name} | {ep} | {r['kendall']:.3f} | {r['spearman']:.3f} "
+            f"| {r.get('kendall_top', float('nan')):.3f} "
+            f"| {r['oneshot_min']:.1f}–{r['oneshot_max']:.1f} | {r['cell_accuracy']:.2f} |"
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(
             args.out,
             {
-                "budget": budget,
-                "kendall": {
-                    **{n: r["kendall"] for n, r in rows.items()},
-                    **{f"default@{e}": t for e, t in curve},
+                "budget": {
+                    "minutes_per_row": args.budget_minutes,
+                    "images": "cifar10_jpeg 5k train (2.5k weights, 2.5k arch)",
+                    "cells": args.cells,
+                    "top": args.top,
+                    "overrides": args.override,
+                    "epochs": {n: r["epochs"] for n, r in rows.items()},
+                    "train_seconds": {n: r["train_seconds"] for n, r in rows.items()},
                 },
+                "kendall": {n: r["kendall"] for n, r in rows.items()},
                 "kendall_top": {n: r.get("kendall_top") for n, r in rows.items()},
-                "derived_accuracy": {n: derived_acc for n in rows},
+                "derived_accuracy": {n: r["cell_accuracy"] for n, r in rows.items()},
             },
         )
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots(figsize=(6, 3.5))
-            ax.plot(*zip(*curve, strict=True), marker="o")
-            ax.set(
-                xlabel="single-path fine-tune epochs",
-                ylabel="Kendall τ vs NB201",
-                title=f"one-shot ranking after {args.epochs} DARTS epochs",
-            )
-            fig.tight_layout()
-            fig.savefig(args.out.with_suffix(".png"), dpi=110)
-        except ImportError:
-            pass
+        curve = rows.get("default", {}).get("curve")
+        if curve:
+            plot_curve(curve, args.out.with_suffix(".png"))
     return 0
 
 

@@ -65,6 +65,22 @@ def search_module(cfg: DictConfig):
     return dm, module
 
 
+def bare_trainer(train_batches: int, val_batches: int = 0):
+    """A one-epoch CPU Trainer with no logger, checkpoints, progress bar or summary."""
+    import pytorch_lightning as pl
+
+    return pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=train_batches,
+        limit_val_batches=val_batches,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path: Path):
     """A tiny DARTS search config writing into ``tmp_path``; extra overrides may follow."""

@@ -1,5 +1,4 @@
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from nas.errors import ConfigError
@@ -8,6 +7,7 @@ from nas.pipeline import SUPERNET_FILE, run
 from nas.search import ALPHAS_FILE, DERIVED_FILE
 from nas.spaces import get_space
 from nas.supernet import build_supernet
+from tests.conftest import bare_trainer
 from tests.conftest import search_module as _module
 
 
@@ -32,15 +32,7 @@ def test_one_search_step_changes_weights_and_alphas(tiny_cfg):
     dm, module = _module(tiny_cfg("trainer.limit_train_batches=1", "trainer.limit_val_batches=1"))
     alphas0 = {k: a.detach().clone() for k, a in module.strategy.alphas.items()}
     weights0 = {n: p.detach().clone() for n, p in module.supernet.named_parameters()}
-    trainer = pl.Trainer(
-        max_epochs=1,
-        limit_train_batches=1,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = bare_trainer(1, 1)
     trainer.fit(module, datamodule=dm)
     assert all(not torch.equal(alphas0[k], a) for k, a in module.strategy.alphas.items())
     changed = [n for n, p in module.supernet.named_parameters() if not torch.equal(weights0[n], p)]

@@ -1,7 +1,6 @@
 """Search strategies: each one's defining property, and one real search epoch of each."""
 
 import pytest
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
@@ -18,7 +17,7 @@ from nas.search.single_path import SinglePathStrategy, op_parameter_counts
 from nas.search.strategies import DartsStrategy, beta_decay
 from nas.spaces import get_space, searchable_cells
 from nas.supernet import MixedOp, build_supernet
-from tests.conftest import compose_cfg, search_module
+from tests.conftest import bare_trainer, compose_cfg, search_module
 
 STRATEGIES = ("darts", "darts2", "gdas", "pcdarts", "fairdarts", "drnas", "betadarts", "spos")
 
@@ -245,15 +244,7 @@ def test_beta_decay_gradient_is_the_softmax_of_the_alphas():
 def test_arch_warmup_keeps_the_alphas_frozen(tiny_cfg):
     dm, module = search_module(tiny_cfg("search.arch_warmup_epochs=1"))
     alphas0 = {k: a.detach().clone() for k, a in module.strategy.alphas.items()}
-    trainer = pl.Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = bare_trainer(2, 0)
     trainer.fit(module, datamodule=dm)
     assert all(torch.equal(alphas0[k], a) for k, a in module.strategy.alphas.items())
 
@@ -291,15 +282,7 @@ def test_multi_path_step_sums_gradients_into_one_update(tiny_cfg, monkeypatch):
         return forward(self, x, weights)
 
     monkeypatch.setattr(Supernet, "forward", counting)
-    trainer = pl.Trainer(
-        max_epochs=1,
-        limit_train_batches=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = bare_trainer(1, 0)
     trainer.fit(module, datamodule=dm)
     assert len(forwards) == 5 and trainer.global_step == 1
 
@@ -360,6 +343,7 @@ def test_draws_resume_from_the_checkpointed_state(make):
     [[f"search={s}"] for s in STRATEGIES]
     + [
         ["search=spos", "search.sampler=sandwich"],
+        ["search=spos", "search.sampler=fair", "space=nb201"],
         ["search=pcdarts", "search.arch_warmup_epochs=0"],
     ],
     ids=lambda o: "-".join(v.split("=")[1] for v in o),
@@ -375,7 +359,7 @@ def test_one_digits_epoch_of_each_strategy_derives_a_valid_arch(overrides, tmp_p
         f"paths.output_dir={tmp_path}",
     )
     result = run(cfg)
-    space = get_space("darts")
+    space = get_space(cfg.space.name)
     derived = read_json(tmp_path / DERIVED_FILE)
     assert derived["final"] and space.to_str(space.from_json(derived)) == result.arch
 

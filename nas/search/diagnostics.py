@@ -91,17 +91,20 @@ def _plots_available() -> bool:
 
 
 class WiringDiagnostics(pl.Callback):
-    """After every training epoch (rank zero): log :func:`wiring_stats` as ``wiring/<kind>_*``,
-    append them to ``wiring.jsonl`` (epochs already there, from before a resume, are not
-    repeated), save ``wiring/epoch_<n>/op_weights_<kind>.png`` (and log it to W&B when a
-    W&B logger is on), and warn when the derived normal cell has ``SKIP_WARNING`` or more
-    skip connections."""
+    """After every training epoch of a search whose strategy has architecture parameters
+    (other modules and single-path strategies: nothing), on rank zero: log
+    :func:`wiring_stats` as ``wiring/<kind>_*``, append them to ``wiring.jsonl`` (epochs
+    already there, from before a resume, are not repeated), save
+    ``wiring/epoch_<n>/op_weights_<kind>.png`` (and log it to W&B when a W&B logger is on),
+    and warn when the derived normal cell has ``SKIP_WARNING`` or more skip connections."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        strategy = pl_module.strategy
+        strategy = getattr(pl_module, "strategy", None)
+        if strategy is None or not strategy.arch_parameters():
+            return
         space = strategy.space
         probs = strategy.probabilities()
         arch = space.derive({k: w.detach().cpu() for k, w in strategy.derivation_weights().items()})
@@ -113,10 +116,12 @@ class WiringDiagnostics(pl.Callback):
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         epoch = trainer.current_epoch
-        skips = stats[collapse_kind(space)]["skips"]
+        kind = collapse_kind(space)
+        skips = stats[kind]["skips"]
         if skips >= SKIP_WARNING:
+            cell = "cell" if kind == "cell" else f"{kind} cell"
             warnings.warn(
-                f"epoch {epoch}: the derived {collapse_kind(space)} cell has {skips} skip "
+                f"epoch {epoch}: the derived {cell} has {skips} skip "
                 "connections (a sign of collapse; try search=betadarts, search=fairdarts, "
                 "search.arch_warmup_epochs or a single-path strategy)",
                 stacklevel=2,
@@ -124,18 +129,24 @@ class WiringDiagnostics(pl.Callback):
         path = self.run_dir / WIRING_FILE
         if all(r["epoch"] != epoch for r in read_jsonl(path)):
             append_jsonl(path, {"epoch": epoch, "arch": space.to_str(arch), "cells": stats})
-        self._heatmaps(trainer, space, epoch)
+        self._heatmaps(trainer, space, epoch, probs)
 
-    def _heatmaps(self, trainer: pl.Trainer, space: SearchSpace, epoch: int) -> None:
+    def _heatmaps(
+        self,
+        trainer: pl.Trainer,
+        space: SearchSpace,
+        epoch: int,
+        probs: Mapping[str, torch.Tensor],
+    ) -> None:
         if not _plots_available():
             return
         from pytorch_lightning.loggers import WandbLogger
 
         from nas.export.plots import op_weight_heatmaps
 
-        records = [r for r in read_jsonl(self.run_dir / ALPHAS_FILE) if r["epoch"] <= epoch]
-        if not records:
-            return
+        records = [r for r in read_jsonl(self.run_dir / ALPHAS_FILE) if r["epoch"] < epoch]
+        now = {k: p.detach().float().cpu().tolist() for k, p in probs.items()}
+        records.append({"epoch": epoch, "probabilities": now})
         out = self.run_dir / WIRING_DIR / f"epoch_{epoch:03d}"
         out.mkdir(parents=True, exist_ok=True)
         files = op_weight_heatmaps(space, records, out)

@@ -31,11 +31,21 @@ def partial_channels(
     """``shuffle_k(cat(ops(x[:, :C/k]), bypass(x[:, C/k:])))``; ``shared`` makes every edge
     that reads ``x`` get the same head slice (so their shared work on it is done once)."""
     c = x.shape[1] // k
-    head = x[:, :c] if shared is None else shared.memo(x, ("pc_head", c), lambda: x[:, :c])
+    layout = (
+        torch.channels_last
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        else torch.contiguous_format
+    )
+
+    def slice_head() -> torch.Tensor:  # dense, in x's layout: the ops' kernels want it so
+        return x[:, :c].contiguous(memory_format=layout)
+
+    head = slice_head() if shared is None else shared.memo(x, ("pc_head", c), slice_head)
     rest = x[:, c:]
     if stride > 1:
         rest = F.max_pool2d(rest, stride, stride, ceil_mode=True)
-    return F.channel_shuffle(cat_channels([ops(head), rest]), k)
+    out = F.channel_shuffle(cat_channels([ops(head), rest]), k)
+    return out.contiguous(memory_format=layout)
 
 
 class PartialChannels(nn.Module):
