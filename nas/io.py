@@ -100,7 +100,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         return
-    with open(path) as f:
+    with open(path, errors="replace") as f:  # undecodable bytes: an invalid (torn) line
         lines = f.read().split("\n")
     for n, line in enumerate(lines):
         if not line.strip():

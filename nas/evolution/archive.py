@@ -74,7 +74,10 @@ class Archive:
         self._archs: set[Arch] = set()
         if self.path is not None:
             for n, obj in enumerate(read_jsonl(self.path), start=1):
-                entry = Entry.from_json(space, obj)
+                try:
+                    entry = Entry.from_json(space, obj)
+                except ValueError as err:  # ArchError included
+                    raise ValueError(f"{self.path}: record {n}: {err}") from None
                 if self.has(entry.arch, entry.score.source):
                     raise ValueError(
                         f"{self.path}:{n}: {obj['arch']} is archived twice with source "
