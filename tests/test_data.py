@@ -83,6 +83,34 @@ def test_imagefolder_on_prepared_cifar10_jpegs(tmp_path):
     assert x.shape == (3, 32, 32) and y == 0
 
 
+def test_imagefolder_corrupt_image_names_the_file(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (10, 200, 30)).save(tmp_path / split / cls / "ok.png")
+    jpeg = tmp_path / "ok.jpg"
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(jpeg)
+    broken = {
+        tmp_path / "train" / "b" / "zz_garbage.jpg": b"not an image at all",
+        tmp_path / "test" / "a" / "zz_truncated.jpg": jpeg.read_bytes()[:200],
+    }
+    for path, data in broken.items():
+        path.write_bytes(data)
+    cfg = compose_cfg(
+        "dataset=imagefolder",
+        f"dataset.train_dir={tmp_path}/train",
+        f"dataset.test_dir={tmp_path}/test",
+    ).dataset
+    bundle = build_dataset(cfg)
+    assert bundle.train[0][0].shape == (3, 32, 32)  # good images load
+    for ds, path in zip((bundle.train, bundle.test), broken, strict=True):
+        i = [p for p, _ in ds.samples].index(str(path))
+        with pytest.raises(DatasetUnavailableError, match=rf"{path.name}: unreadable image"):
+            ds[i]
+
+
 def test_imagefolder_missing_dir_names_the_key(tmp_path):
     cfg = compose_cfg("dataset=imagefolder", f"dataset.train_dir={tmp_path}/nope").dataset
     with pytest.raises(DatasetUnavailableError, match=r"dataset\.train_dir"):

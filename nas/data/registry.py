@@ -201,6 +201,19 @@ def svhn(cfg: Any, download: bool) -> DatasetBundle:
     return DatasetBundle(train, test, num_classes=10, in_channels=3, image_size=size)
 
 
+def load_image(path: str) -> Any:
+    """torchvision's default image loader (RGB), naming the file when it cannot be read."""
+    from torchvision.datasets.folder import default_loader
+
+    try:
+        return default_loader(path)
+    except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+        raise DatasetUnavailableError(
+            f"{path}: unreadable image ({err}); replace or delete the file "
+            "(dataset.train_dir / dataset.test_dir)"
+        ) from None
+
+
 @register_dataset("imagefolder")
 def imagefolder(cfg: Any, download: bool = False) -> DatasetBundle:
     """torchvision ``ImageFolder`` trees ``<dir>/<class>/<image>`` for train and test.
@@ -220,8 +233,12 @@ def imagefolder(cfg: Any, download: bool = False) -> DatasetBundle:
         dirs[key] = str(Path(value).expanduser())
     size = cfg.image_size or 32
     # the images' own size is unknown: every image is resized to ``size``
-    train = ImageFolder(dirs["train_dir"], transform=_transforms(cfg, size, None, True))
-    test = ImageFolder(dirs["test_dir"], transform=_transforms(cfg, size, None, False))
+    train = ImageFolder(
+        dirs["train_dir"], transform=_transforms(cfg, size, None, True), loader=load_image
+    )
+    test = ImageFolder(
+        dirs["test_dir"], transform=_transforms(cfg, size, None, False), loader=load_image
+    )
     if train.classes != test.classes:
         raise DatasetUnavailableError(
             f"dataset.train_dir and dataset.test_dir hold different classes: "
