@@ -3,9 +3,9 @@
 NB201 space, the real CIFAR-10 JPEGs of ``../shared/data/cifar10_jpeg`` (run
 ``python scripts/prepare_cifar10_jpeg.py`` first; the supernet trains on the 5k training
 images, half for the weights and half for the alphas). Every row gets the same CPU budget of
-training, ``--budget-minutes``: a short probe times the row's training step on this machine
-and the row's epochs are the budget divided by its epoch time (a DARTS epoch costs several
-single-path epochs). Rows (``--rows``):
+training, ``--budget-minutes``: one real epoch of the row's training is timed on this machine
+(data loading and validation included) and the row's epochs are the budget divided by it (a
+DARTS epoch costs several single-path epochs). Rows (``--rows``):
 
 * ``darts``, ``gdas``: the supernet of that search, scored as it is;
 * ``spos-uniform``, ``spos-fair``, ``spos-sandwich``: single-path training with that sampler;
@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_strategies import time_steps
+import pytorch_lightning as pl
+from omegaconf import OmegaConf
 from scipy.stats import kendalltau, spearmanr
 
 from nas.config import register_configs
@@ -78,34 +79,61 @@ def rank(evaluator: OneShotEvaluator, cells: list, truth: np.ndarray) -> dict[st
     }
 
 
-def epoch_seconds(cfg, search_overrides: dict, data: dict) -> float:
-    """Seconds of one training epoch of ``cfg``'s search (with ``search_overrides``) here,
-    from the median of a few timed steps on random batches of the dataset's shape."""
-    from omegaconf import OmegaConf
+class EpochTimer(pl.Callback):
+    """Wall seconds of each training epoch, validation included."""
 
-    search = {**OmegaConf.to_container(cfg.search, resolve=True), **search_overrides}
-    space = OmegaConf.to_container(cfg.space, resolve=True)
-    module = SupernetModule(space, search, data["classes"], data["channels"])
-    step = time_steps(
-        module, cfg.dataset.batch_size, data["size"], data["classes"], channels=data["channels"]
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, *_args) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, *_args) -> None:
+        if not trainer.sanity_checking:
+            self.seconds.append(time.perf_counter() - self._start)
+
+
+def epoch_seconds(base: list[str], search: list[str], probe_dir: Path) -> float:
+    """Seconds of one real search epoch (data loading and validation included) of the
+    config ``base`` + ``search`` here: one epoch is run and timed."""
+    cfg = compose([*base, *search, "search.epochs=1", f"paths.output_dir={probe_dir}"])
+    timer = EpochTimer()
+    state = Run(cfg)
+    module = SupernetModule(
+        space=OmegaConf.to_container(cfg.space, resolve=True),
+        search=OmegaConf.to_container(cfg.search, resolve=True),
+        num_classes=state.datamodule.num_classes,
+        in_channels=state.datamodule.in_channels,
     )
-    return step * data["steps_per_epoch"]
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+    )
+    trainer.fit(module, datamodule=state.datamodule)
+    return timer.seconds[0]
 
 
-def row_overrides(name: str, base: list[str], budget_s: float, data: dict):
+def row_overrides(name: str, base: list[str], budget_s: float, probe_dir: Path):
     """The overrides of row ``name`` with its epochs fitted to the budget, and its epochs."""
-    cfg = compose([*base, *ROWS[name]])
     if name != "default":
-        epochs = max(1, math.floor(budget_s / epoch_seconds(cfg, {"epochs": 1}, data)))
+        per_epoch = epoch_seconds(base, ROWS[name], probe_dir / name)
+        epochs = max(1, math.floor(budget_s / per_epoch))
         return [*ROWS[name], f"search.epochs={epochs}", "finetune.epochs=0"], {"search": epochs}
+    cfg = compose(base)
     s, f = cfg.search.epochs, cfg.finetune.epochs
     search_s = budget_s * s / (s + f)
-    single_path = {"epochs": 1, "strategy": "spos", "sampler": cfg.finetune.sampler}
+    single_path = ["search=spos", f"search.sampler={cfg.finetune.sampler}"]
+    per_search = epoch_seconds(base, [], probe_dir / "default_search")
+    per_finetune = epoch_seconds(base, single_path, probe_dir / "default_finetune")
     epochs = {
-        "search": max(1, math.floor(search_s / epoch_seconds(cfg, {"epochs": 1}, data))),
-        "finetune": max(
-            1, math.floor((budget_s - search_s) / epoch_seconds(cfg, single_path, data))
-        ),
+        "search": max(1, math.floor(search_s / per_search)),
+        "finetune": max(1, math.floor((budget_s - search_s) / per_finetune)),
     }
     return [f"search.epochs={epochs['search']}", f"finetune.epochs={epochs['finetune']}"], epochs
 
@@ -159,18 +187,6 @@ def plot_curve(curve: list, out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
-def data_shape(cfg) -> dict:
-    """The dataset's classes, channels, image size and weight steps per epoch."""
-    dm = Run(cfg).datamodule
-    x, _ = dm.fixed_batches("weights", 1, 1)[0]
-    return {
-        "classes": dm.num_classes,
-        "channels": dm.in_channels,
-        "size": x.shape[-1],
-        "steps_per_epoch": math.ceil(len(dm.weights_set) / cfg.dataset.batch_size),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
@@ -195,9 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     table = NB201Table()
     rng = random.Random(0)
-    probe = compose([*base, f"paths.output_dir={args.run_dir / 'probe'}"])
-    space = Run(probe).space
-    data = data_shape(probe)
+    space = Run(compose([*base, f"paths.output_dir={args.run_dir / 'probe'}"])).space
     cells = [space.sample(rng) for _ in range(args.cells)]
     truth = np.array([table.value(c, METRIC) for c in cells])
     order = np.argsort(-table.column(METRIC))[: args.top]
@@ -213,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         if done.exists() and all(read_json(done).get(k) == v for k, v in setting.items()):
             rows[name] = read_json(done)  # a finished row of this setting: not redone
             continue
-        overrides, epochs = row_overrides(name, base, budget_s, data)
+        overrides, epochs = row_overrides(name, base, budget_s, args.run_dir / "probe")
         stages = "[search,derive,finetune]" if name == "default" else "[search,derive]"
         if name == "default" and args.every:
             overrides += every_n_epochs(args.every)
