@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -227,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         if done.exists() and all(read_json(done).get(k) == v for k, v in setting.items()):
             rows[name] = read_json(done)  # a finished row of this setting: not redone
             continue
+        if row_dir.exists():  # an unfinished row (its epochs may differ): start it over
+            shutil.rmtree(row_dir)
         overrides, epochs = row_overrides(name, base, budget_s, args.run_dir / "probe")
         stages = "[search,derive,finetune]" if name == "default" else "[search,derive]"
         if name == "default" and args.every:
