@@ -27,9 +27,7 @@ class ArchitectureWriter(pl.Callback):
             return
         strategy = pl_module.strategy
         probs = {k: p.detach().cpu() for k, p in strategy.probabilities().items()}
-        arch = strategy.space.derive(
-            {k: w.detach().cpu() for k, w in strategy.derivation_weights().items()}
-        )
+        arch = strategy.derived()
         epoch = trainer.current_epoch
         write_json_atomic(
             self.run_dir / DERIVED_FILE,

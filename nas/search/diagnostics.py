@@ -107,7 +107,7 @@ class WiringDiagnostics(pl.Callback):
             return
         space = strategy.space
         probs = strategy.probabilities()
-        arch = space.derive({k: w.detach().cpu() for k, w in strategy.derivation_weights().items()})
+        arch = strategy.derived()
         stats = wiring_stats(space, probs, arch)
         for kind, s in stats.items():
             for key, value in s.items():

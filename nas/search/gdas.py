@@ -56,7 +56,7 @@ class GdasStrategy(SeededDraws, DartsStrategy):
 
     def eval_weights(self) -> OpWeights:
         """The one-hot of the derived architecture."""
-        weights = self.space.one_hot(self.space.derive(self.derivation_weights()))
+        weights = self.space.one_hot(self.derived())
         device = next(iter(self.alphas.values())).device
         return {k: w.to(device) for k, w in weights.items()}
 

@@ -3,8 +3,8 @@
 Each training step takes ``{"train": (x, y), "arch": (x, y)}`` from the two halves of the
 training set: first an architecture step on the ``arch`` half (when the strategy has one and
 ``search.arch_warmup_epochs`` are over), then a weight step on the ``train`` half with
-gradient-norm clipping (the gradients of every path the strategy trains this step summed). Validation scores the
-supernet on the ``arch`` half with the strategy's evaluation weights.
+gradient-norm clipping (the gradients of every path the strategy trains this step summed).
+Validation scores the supernet on the ``arch`` half with the strategy's evaluation weights.
 
 The module builds its space, supernet and strategy from its (saved) hyperparameters, so
 ``SupernetModule.load_from_checkpoint(path, weights_only=True)`` restores a search.

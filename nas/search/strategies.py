@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import ConfigError
-from nas.spaces import OpWeights, SearchSpace
+from nas.spaces import Arch, OpWeights, SearchSpace
 from nas.supernet import Supernet
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -89,6 +89,11 @@ class Strategy(nn.Module):
     def derivation_weights(self) -> dict[str, torch.Tensor]:
         """What ``space.derive`` reads to give the strategy's architecture."""
         return {k: w.detach() for k, w in self.op_weights().items()}
+
+    def derived(self) -> Arch:
+        """The architecture the strategy points at: ``space.derive`` of
+        :meth:`derivation_weights`."""
+        return self.space.derive({k: w.cpu() for k, w in self.derivation_weights().items()})
 
     def train_paths(self) -> list[OpWeights]:
         """The op weights of this weight step; the gradients of the paths' losses are summed

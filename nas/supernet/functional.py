@@ -31,6 +31,7 @@ __all__ = [
     "batch_norm_saving_output",
     "batch_norm_with_stats",
     "max_pool2d_recomputing",
+    "memory_format_of",
     "relu_conv2d",
 ]
 
@@ -73,7 +74,7 @@ class ConvGeometry:
         if self.mode == "phases":
             return _to_phases(x, self.d)
         if self.mode == "subgrid":
-            return x[:, :, :: self.d, :: self.d].contiguous(memory_format=_memory_format(x))
+            return x[:, :, :: self.d, :: self.d].contiguous(memory_format=memory_format_of(x))
         return x
 
     def grid_shape(self, size: torch.Size) -> tuple[int, ...]:
@@ -89,7 +90,7 @@ class ConvGeometry:
         if self.mode == "phases":
             return _from_phases(g, self.d, size)
         if self.mode == "subgrid":
-            full = g.new_zeros(size).contiguous(memory_format=_memory_format(g))
+            full = g.new_zeros(size).contiguous(memory_format=memory_format_of(g))
             full[:, :, :: self.d, :: self.d] = g
             return full
         return g
@@ -117,7 +118,8 @@ def _from_phases(t: torch.Tensor, d: int, size: torch.Size) -> torch.Tensor:
     return t.permute(2, 3, 0, 4, 1, 5).reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
-def _memory_format(t: torch.Tensor) -> torch.memory_format:
+def memory_format_of(t: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` when ``t`` is dense in that layout (and not also in the default one)."""
     cl = t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
     return torch.channels_last if cl else torch.contiguous_format
 
@@ -197,7 +199,7 @@ _POINTWISE = ([1, 1], [0, 0], [1, 1])
 def _placeholder(shape: tuple[int, ...] | torch.Size, like: torch.Tensor) -> torch.Tensor:
     """An uninitialised tensor of ``shape`` in ``like``'s dtype, device and layout."""
     return torch.empty(
-        shape, dtype=like.dtype, device=like.device, memory_format=_memory_format(like)
+        shape, dtype=like.dtype, device=like.device, memory_format=memory_format_of(like)
     )
 
 

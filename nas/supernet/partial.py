@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.spaces.ops import cat_channels
+from nas.supernet.functional import memory_format_of
 from nas.supernet.shared import SharedWork
 
 __all__ = ["PartialChannels", "partial_channels"]
@@ -31,11 +32,7 @@ def partial_channels(
     """``shuffle_k(cat(ops(x[:, :C/k]), bypass(x[:, C/k:])))``; ``shared`` makes every edge
     that reads ``x`` get the same head slice (so their shared work on it is done once)."""
     c = x.shape[1] // k
-    layout = (
-        torch.channels_last
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        else torch.contiguous_format
-    )
+    layout = memory_format_of(x)
 
     def slice_head() -> torch.Tensor:  # dense, in x's layout: the ops' kernels want it so
         return x[:, :c].contiguous(memory_format=layout)
