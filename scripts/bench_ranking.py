@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
+from bench_strategies import timed_trainer
 from omegaconf import OmegaConf
 from scipy.stats import kendalltau, spearmanr
 
@@ -106,17 +107,7 @@ def epoch_seconds(base: list[str], search: list[str], probe_dir: Path) -> float:
         num_classes=state.datamodule.num_classes,
         in_channels=state.datamodule.in_channels,
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[timer],
-    )
-    trainer.fit(module, datamodule=state.datamodule)
+    timed_trainer(timer, num_sanity_val_steps=0).fit(module, datamodule=state.datamodule)
     return timer.seconds[0]
 
 

@@ -77,6 +77,21 @@ def build_module(name: str, args: argparse.Namespace) -> SupernetModule:
     return SupernetModule({"name": "darts", "supernet": supernet}, search, args.classes, 3)
 
 
+def timed_trainer(timer: pl.Callback, **flags) -> pl.Trainer:
+    """A one-epoch CPU Trainer with ``timer`` and no logger, checkpoints, progress bar or
+    model summary; ``flags``: more Trainer flags."""
+    return pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        **flags,
+    )
+
+
 def time_steps(
     module: SupernetModule,
     batch_size: int,
@@ -97,17 +112,7 @@ def time_steps(
     batch = {"train": images(), "arch": images()}
     loader = DataLoader([batch] * (warmup + steps), batch_size=None)
     timer = StepTimer()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-    )
-    trainer.fit(module, train_dataloaders=loader)
+    timed_trainer(timer, limit_val_batches=0).fit(module, train_dataloaders=loader)
     return statistics.median(timer.times[warmup:])
 
 

@@ -1,5 +1,7 @@
 """Search strategies: each one's defining property, and one real search epoch of each."""
 
+import random
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -177,9 +179,9 @@ def test_partial_channel_supernet_single_path_is_the_exported_subnet(space_name)
     net = build_supernet(space, 3, 3, **options)
     net.train()
     x, _ = batch(4)
-    net(x, space.one_hot(space.sample(__import__("random").Random(0))))  # BN statistics
+    net(x, space.one_hot(space.sample(random.Random(0))))  # BN statistics
     net.eval()
-    arch = space.sample(__import__("random").Random(1))
+    arch = space.sample(random.Random(1))
     sub = build_subnet(space, arch, 3, 3, options, net.state_dict()).eval()
     torch.testing.assert_close(sub(x), net(x, space.one_hot(arch)), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="partial_channels"):
@@ -306,7 +308,7 @@ def test_sandwich_trains_the_largest_the_smallest_and_random_paths():
 
     largest, smallest, *rest = SinglePathStrategy(darts, "sandwich", supernet=dnet).train_paths()
     sizes = [params(darts.derive(p)) for p in (largest, smallest, *rest)]
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     others = [params(darts.sample(rng)) for _ in range(50)]
     assert sizes[0] >= max(others) and sizes[1] <= min(others)
 
