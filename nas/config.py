@@ -208,6 +208,8 @@ class TrainConfig:
     name: str = "default"
     seed: int = 0
     resume: bool = True
+    # last.ckpt is also written every this many optimizer steps (0: at epoch ends only)
+    checkpoint_every_n_steps: int = 200
     stages: list[str] = field(default_factory=lambda: list(STAGES[:-1]))
     float32_matmul_precision: str = "high"  # torch.set_float32_matmul_precision
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -244,6 +246,7 @@ def _check_instantiable(group: str, node: Any) -> None:
 
 #: ``(key, smallest allowed value)`` of the numeric keys the schema types but does not bound
 _AT_LEAST = (
+    ("checkpoint_every_n_steps", 0),
     ("search.epochs", 1),
     ("search.arch_warmup_epochs", 0),
     ("search.beta_weight", 0),

@@ -60,6 +60,7 @@ from nas.io import read_json, write_json_atomic
 from nas.predictor import build_predictor, save_predictor
 from nas.retrain import RetrainModule
 from nas.search import ArchitectureWriter, SupernetModule, build_space, build_trainer
+from nas.search.checkpoints import check_resumable, module_from_checkpoint
 from nas.spaces import Arch
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class Run:
 
     @cached_property
     def datamodule(self) -> SearchDataModule:
-        dm = SearchDataModule(self.cfg.dataset)
+        dm = SearchDataModule(self.cfg.dataset, self.cfg.seed)
         dm.prepare_data()
         dm.setup()
         return dm
@@ -123,8 +124,7 @@ class Run:
             path = self.path(SUPERNET_FILE)
         if not path.exists():
             raise NasError(f"{path} is missing: run the search stage first (stages=[search, ...])")
-        module = SupernetModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-        return module.to(self.device).eval()
+        return module_from_checkpoint(SupernetModule, path).to(self.device).eval()
 
     @cached_property
     def evaluator(self) -> OneShotEvaluator:
@@ -187,10 +187,12 @@ def fit(
     run: Run, what: str, trainer: pl.Trainer, module: pl.LightningModule, data: Any, root: Path
 ) -> None:
     """``trainer.fit``, resumed from ``root/checkpoints/last.ckpt`` when it exists (and
-    ``resume``); a trainer stopped by Ctrl-C raises, naming how to continue."""
+    ``resume``; it must be readable and of the same config); a trainer stopped by Ctrl-C
+    raises, naming how to continue."""
     last = root / CHECKPOINT_DIR / "last.ckpt"
     ckpt_path = str(last) if run.cfg.resume and last.exists() else None
     if ckpt_path:
+        check_resumable(last, module)
         log.info("resuming the %s from %s", what, ckpt_path)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     if trainer.interrupted:
@@ -206,7 +208,7 @@ def search(run: Run) -> None:
     """Train the supernet and strategy; writes ``checkpoints/``, ``derived.json``, ``supernet.ckpt``
     (and, through the ``diagnostics`` callback, ``wiring.jsonl`` and ``wiring/``)."""
     cfg = run.cfg
-    datamodule = SearchDataModule(cfg.dataset)  # Lightning runs prepare_data, then setup
+    datamodule = SearchDataModule(cfg.dataset, cfg.seed)  # Lightning runs prepare_data, then setup
     module = SupernetModule(
         space=OmegaConf.to_container(cfg.space, resolve=True),
         search=OmegaConf.to_container(cfg.search, resolve=True),
@@ -243,9 +245,7 @@ def finetune(run: Run) -> None:
     ``finetune.sampler``) for ``finetune.epochs``; writes ``finetuned.ckpt`` (and
     ``finetune/``: its checkpoints and logs)."""
     cfg, f = run.cfg, run.cfg.finetune
-    searched = SupernetModule.load_from_checkpoint(
-        run.path(SUPERNET_FILE), map_location="cpu", weights_only=True
-    )
+    searched = module_from_checkpoint(SupernetModule, run.path(SUPERNET_FILE))
     search = {
         **searched.hparams["search"],
         "strategy": "spos",
@@ -254,7 +254,7 @@ def finetune(run: Run) -> None:
         "epochs": f.epochs,
         **{k.name: f[k.name] for k in dataclasses.fields(WeightOptimConfig)},
     }
-    datamodule = SearchDataModule(cfg.dataset)
+    datamodule = SearchDataModule(cfg.dataset, cfg.seed)
     module = SupernetModule(
         searched.hparams["space"],
         search,
@@ -402,7 +402,7 @@ def retrain(run: Run) -> None:
     cfg = run.cfg
     recipe = OmegaConf.to_container(cfg.retrain, resolve=True)
     arch = retrain_arch(run)
-    data = RetrainDataModule(cfg.dataset, recipe["batch_size"], recipe["cutout"])
+    data = RetrainDataModule(cfg.dataset, recipe["batch_size"], recipe["cutout"], cfg.seed)
     module = RetrainModule(
         space=OmegaConf.to_container(cfg.space, resolve=True),
         arch=arch,

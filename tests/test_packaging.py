@@ -103,5 +103,5 @@ def test_every_checkpoint_load_is_weights_only():
                 isinstance(flag[0].value, ast.Constant) and flag[0].value.value is True
             ):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert checked >= 6  # the loads of subnet.pt, predictor.pt, checkpoints and resumed fits
+    assert checked >= 5  # the loads of subnet.pt, predictor.pt, checkpoints and resumed fits
     assert not offenders, f"loads without weights_only=True: {offenders}"

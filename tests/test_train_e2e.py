@@ -1,12 +1,15 @@
 """The real entry point, as a user runs it, on the offline digits data."""
 
 import csv
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+import torch
 
-from nas.io import read_json
+from nas.io import read_json, read_jsonl
 from nas.spaces import get_space
 from tests.conftest import ROOT
 
@@ -76,3 +79,68 @@ def test_ddp_search_on_two_cpu_processes_runs_to_the_end(tmp_path):
     assert read_json(run_dir / "derived.json")["final"]
     assert (run_dir / "finetuned.ckpt").exists() and (run_dir / "final.json").exists()
     assert (run_dir / "supernet.ckpt").stat().st_size > 0
+
+
+def _without_timings(record: dict) -> dict:
+    return {k: v for k, v in record.items() if not k.endswith("seconds") and k != "cost"}
+
+
+def _kill_when(cmd: list[str], ready, timeout: float = 600) -> None:
+    """Start ``cmd`` and SIGKILL it as soon as ``ready()`` holds (fails if it ends first)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, (
+            "the run ended before the kill: " + proc.stderr.read()[-2000:].decode()
+        )
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_and_mid_evolve_resumes_to_the_uninterrupted_result(tmp_path):
+    """A real ``train.py`` killed with SIGKILL mid-way through a search epoch, rerun, killed
+    again while evolving, and rerun, ends with the files of a run never killed: the same
+    alphas every epoch, the same supernet weights (bit for bit), archive and final arch."""
+    same = ("search.epochs=2", "checkpoint_every_n_steps=4", "trainer.deterministic=true")
+    _, proc = train_py(tmp_path / "whole", *same)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    run_dir = tmp_path / "killed"
+    # 11 batches an epoch, two optimizer steps each: step 14 is batch 7 of epoch 0, and the
+    # last checkpoint before it was written at step 12
+    cmd, proc = train_py(
+        run_dir,
+        *same,
+        "+callbacks.kill._target_=tests.killer.KillAtStep",
+        "+callbacks.kill.step=14",
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    checkpoint = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=True, mmap=True)
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (0, 12)
+    assert not (run_dir / "derived.json").exists()
+
+    cmd = [c for c in cmd if "callbacks.kill" not in c]
+    archive = run_dir / "archive.jsonl"
+    _kill_when(cmd, lambda: any(r["stage"] != "sample" for r in read_jsonl(archive)))
+    assert not (run_dir / "final.json").exists()
+
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming the search" not in proc.stderr  # the second rerun skipped the search
+
+    whole = tmp_path / "whole"
+    for name in ("derived.json", "final.json"):
+        assert _without_timings(read_json(run_dir / name)) == _without_timings(
+            read_json(whole / name)
+        ), name
+    for name in ("alphas.jsonl", "archive.jsonl"):
+        got = [_without_timings(r) for r in read_jsonl(run_dir / name)]
+        assert got == [_without_timings(r) for r in read_jsonl(whole / name)], name
+    for name in ("supernet.ckpt", "finetuned.ckpt"):
+        a = torch.load(run_dir / name, weights_only=True)["state_dict"]
+        b = torch.load(whole / name, weights_only=True)["state_dict"]
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor)), name

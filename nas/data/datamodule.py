@@ -11,24 +11,50 @@ them, so ranks do not race to write the same files.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from pytorch_lightning.utilities import CombinedLoader
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from nas.data.registry import DatasetBundle, build_dataset, dataset_shape, download_dataset
 from nas.errors import ConfigError
 
+# torchdata's loader calls a torch API that now warns on every new iterator
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
 
-def make_loader(ds: Dataset, shuffle: bool, batch_size: int, workers: int) -> DataLoader:
+
+def make_loader(
+    ds: Dataset, shuffle: bool, batch_size: int, workers: int, seed: int = 0
+) -> StatefulDataLoader:
     """A loader as every training of the project uses one: shuffled training batches drop
-    their ragged last batch; workers persist across epochs; memory pinned for a GPU."""
-    return DataLoader(
+    their ragged last batch; workers persist across epochs; memory pinned for a GPU.
+
+    The loader is resumable (torchdata's ``StatefulDataLoader``: Lightning stores its position
+    in every checkpoint and a mid-epoch resume continues with the next batch), and epoch ``e``
+    is shuffled by ``seed + e`` alone (a ``DistributedSampler``, which Lightning advances with
+    ``set_epoch``; it shards the data when a process group is up), so a resumed run sees the
+    batches an uninterrupted one would.
+    """
+    sampler = None
+    if shuffle:
+        spread = dist.is_available() and dist.is_initialized()
+        sampler = DistributedSampler(
+            ds,
+            num_replicas=dist.get_world_size() if spread else 1,
+            rank=dist.get_rank() if spread else 0,
+            shuffle=True,
+            seed=seed,
+            drop_last=True,
+        )
+    return StatefulDataLoader(
         ds,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=sampler,
         drop_last=shuffle,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
@@ -39,9 +65,10 @@ def make_loader(ds: Dataset, shuffle: bool, batch_size: int, workers: int) -> Da
 class SearchDataModule(pl.LightningDataModule):
     """``train_dataloader`` yields ``{"train": (x, y), "arch": (x, y)}`` from the two halves."""
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: Any, seed: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
+        self.seed = seed  # shuffles the two halves' batches (``seed``, ``seed + 1``)
         self.bundle: DatasetBundle | None = None
         self.weights_set: Dataset | None = None
         self.arch_set: Dataset | None = None
@@ -84,23 +111,25 @@ class SearchDataModule(pl.LightningDataModule):
     def in_channels(self) -> int:
         return self.bundle.in_channels if self.bundle is not None else dataset_shape(self.cfg)[1]
 
-    def _loader(self, ds: Dataset, shuffle: bool, batch_size: int) -> DataLoader:
-        return make_loader(ds, shuffle, batch_size, int(self.cfg.num_workers))
+    def _loader(
+        self, ds: Dataset, shuffle: bool, batch_size: int, seed: int = 0
+    ) -> StatefulDataLoader:
+        return make_loader(ds, shuffle, batch_size, int(self.cfg.num_workers), seed)
 
     def train_dataloader(self) -> CombinedLoader:
         bs = self.cfg.batch_size
         return CombinedLoader(
             {
-                "train": self._loader(self.weights_set, True, bs),
-                "arch": self._loader(self.arch_set, True, bs),
+                "train": self._loader(self.weights_set, True, bs, self.seed),
+                "arch": self._loader(self.arch_set, True, bs, self.seed + 1),
             },
             mode="min_size",
         )
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> StatefulDataLoader:
         return self._loader(self.arch_set, False, self.cfg.eval_batch_size)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> StatefulDataLoader:
         """The held-out test split: for final evaluation and retraining, never for search."""
         return self._loader(self.bundle.test, False, self.cfg.eval_batch_size)
 

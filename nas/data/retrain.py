@@ -7,7 +7,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from nas.data.datamodule import make_loader
 from nas.data.registry import DatasetBundle, build_dataset, dataset_shape, download_dataset
@@ -36,9 +37,10 @@ class Cutout(Dataset):
 class RetrainDataModule(pl.LightningDataModule):
     """Train on the full training split (``cutout`` > 0: with cutout), validate on the test split."""
 
-    def __init__(self, cfg: Any, batch_size: int, cutout: int) -> None:
+    def __init__(self, cfg: Any, batch_size: int, cutout: int, seed: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
+        self.seed = seed  # shuffles the training batches
         self.batch_size = batch_size
         self.cutout = cutout
         self.bundle: DatasetBundle | None = None
@@ -58,15 +60,15 @@ class RetrainDataModule(pl.LightningDataModule):
     def in_channels(self) -> int:
         return dataset_shape(self.cfg)[1]
 
-    def _loader(self, ds: Dataset, train: bool) -> DataLoader:
+    def _loader(self, ds: Dataset, train: bool) -> StatefulDataLoader:
         size = self.batch_size if train else self.cfg.eval_batch_size
-        return make_loader(ds, train, size, int(self.cfg.num_workers))
+        return make_loader(ds, train, size, int(self.cfg.num_workers), self.seed)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> StatefulDataLoader:
         train = self.bundle.train
         if self.cutout > 0:
             train = Cutout(train, self.cutout, self.bundle.image_size)
         return self._loader(train, True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> StatefulDataLoader:
         return self._loader(self.bundle.test, False)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from nas.errors import NasError
+from nas.io import atomic_writer
 from nas.spaces import Arch, SearchSpace, get_space, searchable_cells
 from nas.supernet import MixedOp, build_supernet
 
@@ -90,9 +91,8 @@ def save_subnet(
         "supernet": dict(space_cfg.get("supernet") or {}),
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, path)
+    with atomic_writer(path, "wb") as f:
+        torch.save(record, f)
 
 
 def load_subnet(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:

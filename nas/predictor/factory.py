@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from nas.errors import NasError
+from nas.io import atomic_writer
 from nas.predictor.absolute import AbsolutePredictor
 from nas.predictor.base import Predictor
 from nas.predictor.delta import DeltaPredictor
@@ -57,9 +58,8 @@ def save_predictor(
         "scores": [float(s) for s in scores],
         "model": predictor.ensemble.model.state_dict(),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, path)
+    with atomic_writer(path, "wb") as f:
+        torch.save(record, f)
 
 
 def load_predictor(path: str | os.PathLike[str], space: SearchSpace) -> Predictor:

@@ -19,6 +19,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from nas.files import CHECKPOINT_DIR
+from nas.search.checkpoints import AtomicCheckpointIO, RandomState
 
 __all__ = ["CHECKPOINT_DIR", "build_callbacks", "build_loggers", "build_trainer", "wandb_logger"]
 
@@ -63,16 +64,21 @@ def build_trainer(
     subdir: str | None = None,
     max_epochs: int | None = None,
 ) -> pl.Trainer:
-    """The configured Trainer with ``extra_callbacks`` added. With ``subdir`` (a later stage's
+    """The configured Trainer with ``extra_callbacks`` added, the global random state kept in
+    its checkpoints and the checkpoints written atomically (unless ``trainer.plugins`` names
+    other plugins). With ``subdir`` (a later stage's
     training, e.g. ``retrain``), its checkpoints, logs and root live in ``run_dir/subdir`` and
     it trains ``max_epochs`` epochs."""
     root = run_dir / subdir if subdir else None
     callbacks = [
         *build_callbacks(cfg, root / CHECKPOINT_DIR if root else None),
         *extra_callbacks,
+        RandomState(),
     ]
     loggers = build_loggers(cfg, root)
     overrides: dict[str, Any] = {"default_root_dir": str(root)} if root else {}
     if max_epochs is not None:
         overrides["max_epochs"] = max_epochs
+    if not cfg.trainer.get("plugins"):
+        overrides["plugins"] = [AtomicCheckpointIO()]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
