@@ -4,6 +4,8 @@
 else is a bug and keeps its traceback.
 """
 
+from collections.abc import Mapping
+
 import torch
 
 
@@ -34,3 +36,11 @@ def ensure_finite(value: torch.Tensor, what: str, epoch: int, step: int, fixes: 
             f"{what} is not finite at epoch {epoch}, step {step}; the checkpoints written so far "
             f"are kept. Try: {fixes}"
         )
+
+
+def ensure_finite_state(state: Mapping[str, object], epoch: int, step: int, fixes: str) -> None:
+    """:func:`ensure_finite` on every floating-point tensor of a state dict: called before a
+    checkpoint is written, so a diverged step never replaces the last good checkpoint."""
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            ensure_finite(value, f"the checkpointed tensor {name!r}", epoch, step, fixes)

@@ -150,3 +150,35 @@ def test_a_diverging_search_stops_naming_the_step_and_keeps_its_checkpoint(tiny_
     assert all(
         torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point()
     )
+
+
+class PoisonAtStep(pl.Callback):
+    """Makes the supernet's weights NaN after training step ``step`` (before its checkpoint)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                next(pl_module.supernet.parameters()).fill_(float("inf"))
+
+
+def test_non_finite_weights_are_never_checkpointed(tiny_cfg, tmp_path):
+    """Weights that diverge right before a mid-epoch checkpoint stop the run there: the
+    checkpoint of two steps earlier is the one kept."""
+    from nas.errors import NumericsError
+
+    poison = (
+        "+callbacks.poison._target_=tests.test_module.PoisonAtStep",
+        "+callbacks.poison.step=4",
+    )
+    with pytest.raises(
+        NumericsError, match=r"checkpointed tensor 'supernet\..*' is not finite at epoch 0, step 4"
+    ):
+        run(tiny_cfg("checkpoint_every_n_steps=2", *poison))
+    kept = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert kept["global_step"] == 2
+    assert all(
+        torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point()
+    )

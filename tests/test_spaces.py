@@ -187,3 +187,17 @@ def test_cat_channels_is_cat_with_dense_gradients_in_channels_last(channels_last
         # channels_last: dense copies; otherwise the output gradient's slices, as torch.cat's
         assert grad.is_contiguous(memory_format=torch.channels_last) == channels_last
         assert (grad.data_ptr() == expected.data_ptr()) != channels_last
+
+
+def test_a_bad_op_in_an_arch_string_names_its_position_and_the_allowed_ops():
+    nb201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|conv_7x7~1|+|none~0|none~1|none~2|"
+    with pytest.raises(ArchError, match=r"node 2, input 1 of .*'conv_7x7' is not one of \['none'"):
+        get_space("nb201").from_str(nb201)
+    darts = get_space("darts")
+    genes = [("sep_conv_3x3", 0), ("sep_conv_3x3", 1)] * 4
+    genes[5] = ("conv_7x7", 0)
+    text = f"Genotype(normal={genes}, normal_concat=[2, 3, 4, 5], reduce={genes[:4] * 2}, reduce_concat=[2, 3, 4, 5])"
+    with pytest.raises(
+        ArchError, match=r"normal gene 5 \['conv_7x7', 0\] \(node 2\): op must be one of"
+    ):
+        darts.from_str(text)

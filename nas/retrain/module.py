@@ -12,9 +12,12 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from nas.errors import ensure_finite
+from nas.errors import ensure_finite, ensure_finite_state
 from nas.retrain.network import RetrainNetwork
 from nas.spaces import get_space
+
+#: what a retraining's numerics errors suggest
+FIXES = "a lower retrain.lr, trainer.precision=32-true, a smaller retrain.grad_clip"
 
 
 class RetrainModule(pl.LightningModule):
@@ -60,6 +63,10 @@ class RetrainModule(pl.LightningModule):
         if self.recipe["grad_clip"]:
             self.clip_gradients(optimizer, self.recipe["grad_clip"], "norm")
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to checkpoint non-finite weights: the last good checkpoint stays."""
+        ensure_finite_state(checkpoint["state_dict"], self.current_epoch, self.global_step, FIXES)
+
     def on_train_epoch_start(self) -> None:
         self.net.set_drop_path(
             self.recipe["drop_path"] * self.current_epoch / self.recipe["epochs"]
@@ -75,11 +82,7 @@ class RetrainModule(pl.LightningModule):
         if aux is not None:
             loss = loss + self.recipe["auxiliary_weight"] * F.cross_entropy(aux, y)
         ensure_finite(
-            loss.detach(),
-            "the retraining loss",
-            self.current_epoch,
-            self.global_step,
-            "a lower retrain.lr, trainer.precision=32-true, a smaller retrain.grad_clip",
+            loss.detach(), "the retraining loss", self.current_epoch, self.global_step, FIXES
         )
         self.train_acc(logits.detach(), y)
         self.log("train/loss", loss.detach(), on_epoch=True, prog_bar=True, sync_dist=True)

@@ -20,9 +20,15 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from nas.errors import ensure_finite
+from nas.errors import ensure_finite, ensure_finite_state
 from nas.search.parts import build_search_supernet, build_space
 from nas.search.strategies import build_strategy
+
+#: what a search's numerics errors suggest
+NUMERICS_FIXES = (
+    "a lower search.w_lr or search.arch_lr, trainer.precision=32-true (no fp16/bf16 overflow), "
+    "a smaller search.grad_clip"
+)
 
 
 class SupernetModule(pl.LightningModule):
@@ -120,13 +126,12 @@ class SupernetModule(pl.LightningModule):
         return loss
 
     def _ensure_finite(self, value: torch.Tensor, what: str) -> None:
-        ensure_finite(
-            value,
-            what,
-            self.current_epoch,
-            self.global_step,
-            "a lower search.w_lr or search.arch_lr, trainer.precision=32-true (no fp16/bf16 "
-            "overflow), a smaller search.grad_clip",
+        ensure_finite(value, what, self.current_epoch, self.global_step, NUMERICS_FIXES)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to checkpoint non-finite weights or alphas: the last good one stays."""
+        ensure_finite_state(
+            checkpoint["state_dict"], self.current_epoch, self.global_step, NUMERICS_FIXES
         )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:

@@ -58,12 +58,14 @@ def _canonical_genes(genes: Sequence[Sequence[object]], kind: str) -> tuple[Gene
     out: list[Gene] = []
     for i in range(STEPS):
         pair = []
-        for gene in genes[2 * i : 2 * i + 2]:
+        for g, gene in enumerate(genes[2 * i : 2 * i + 2], start=2 * i):
             if len(gene) != 2:
-                raise ArchError(f"{kind} gene {gene!r} must be (op, input)")
+                raise ArchError(f"{kind} gene {g} {gene!r} must be (op, input)")
             op, j = gene
             if op not in DARTS_OPS or op == "none":
-                raise ArchError(f"{kind} gene {gene!r}: op must be one of {list(DARTS_OPS[1:])}")
+                raise ArchError(
+                    f"{kind} gene {g} {gene!r} (node {i}): op must be one of {list(DARTS_OPS[1:])}"
+                )
             if not isinstance(j, int) or not 0 <= j < i + 2:
                 raise ArchError(f"{kind} gene {gene!r} of node {i}: input must be in 0..{i + 1}")
             pair.append((str(op), int(j)))

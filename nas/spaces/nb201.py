@@ -132,6 +132,11 @@ class NB201Space(SearchSpace):
                 op, _, src = token.partition("~")
                 if src != str(i):
                     raise ArchError(f"token {token!r} of node {j} must read '<op>~{i}' in {text!r}")
+                if op not in self.op_names:
+                    raise ArchError(
+                        f"node {j}, input {i} of {text!r}: op {op!r} is not one of "
+                        f"{list(self.op_names)}"
+                    )
                 ops.append(op)
         arch = tuple(ops)
         self._check(arch)
