@@ -168,8 +168,8 @@ class EvolutionConfig:
 @dataclass
 class PredictorConfig:
     kind: str = "delta"  # delta | absolute
-    max_distance: int = 2  # delta: pairs at most this many edits apart...
-    min_pairs: int = 64  # ...grown until there are this many
+    decay: float = 0.5  # delta: a training pair's weight falls by this per edit beyond one...
+    max_pairs: int = 20000  # ...and this many pairs are drawn by weight per fit
     k_nearest: int = 5  # delta: archived archs a prediction averages over
     train: PredictorTrainConfig = field(default_factory=PredictorTrainConfig)
 

@@ -302,8 +302,8 @@ def evolve(run: Run) -> None:
     budget = len(init) + cfg.budget
     if cfg.algorithm == "refine":
         options = {
-            "max_distance": p.max_distance,
-            "min_pairs": p.min_pairs,
+            "decay": p.decay,
+            "max_pairs": p.max_pairs,
             "k_nearest": p.k_nearest,
         }
         try:

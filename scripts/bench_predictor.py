@@ -1,13 +1,13 @@
 """Predictor benchmark on the NAS-Bench-201 table: the delta predictor of Delta-NAS
 (arXiv 2411.14498) against the same MLP on absolute encodings.
 
-For each training size (25/50/100/200 random cells) and seed: fit both predictors, then score
-1000 other random cells. Global: Kendall tau and pairwise ranking accuracy of the predicted
+For each dataset, training size (25/50/100/200 random cells) and seed: fit both predictors, then
+score 1000 other random cells. Global: Kendall tau and pairwise ranking accuracy of the predicted
 scores. Local: for every test cell t and each of its 24 neighbours n (distance 1), the
 predicted ``score(n) - score(t)``; Kendall tau within each neighbourhood (mean over t) and the
 share of (t, n) pairs whose sign is right. Ties in the ground truth are left out.
 
-    python scripts/bench_predictor.py --out outputs/bench/predictor_cifar10.json
+    python scripts/bench_predictor.py --out outputs/bench/predictor.json
 """
 
 from __future__ import annotations
@@ -65,21 +65,10 @@ def evaluate(pred: Predictor, test: list, truth: dict, space) -> dict[str, float
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--dataset", choices=sorted(METRICS), default="cifar10")
-    p.add_argument("--train-sizes", type=int, nargs="+", default=[25, 50, 100, 200])
-    p.add_argument("--test-size", type=int, default=1000)
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--max-distance", type=int, default=2, help="delta predictor pair distance")
-    p.add_argument("--data-dir", type=Path, default=None, help="NAS-Bench-201 table directory")
-    p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
-
-    table = NB201Table(args.data_dir)
+def run_dataset(table: NB201Table, dataset: str, args: argparse.Namespace) -> dict:
+    """Every predictor's four measures per training size on ``dataset``: mean and std over seeds."""
     space = table.space
-    values = table.column(METRICS[args.dataset])
+    values = table.column(METRICS[dataset])
     truth = {space.from_str(s): float(v) for s, v in zip(table.arch_strs, values, strict=True)}
     cells = list(truth)
     raw: dict[str, dict[int, list[dict[str, float]]]] = {k: {} for k in PREDICTORS}
@@ -90,13 +79,12 @@ def main(argv: list[str] | None = None) -> dict:
         for n in args.train_sizes:
             train = pool[:n]
             for name, kind in PREDICTORS.items():
-                kw = {"max_distance": args.max_distance} if kind is DeltaPredictor else {}
+                kw = {"decay": args.decay} if kind is DeltaPredictor else {}
                 pred = kind(space, TrainConfig(seed=seed), **kw)
                 pred.fit(train, [truth[a] for a in train])
                 raw[name].setdefault(n, []).append(evaluate(pred, test, truth, space))
-        print(f"seed {seed} done", file=sys.stderr, flush=True)
-
-    results = {
+        print(f"{dataset}: seed {seed} done", file=sys.stderr, flush=True)
+    return {
         name: {
             str(n): {
                 m: {
@@ -109,26 +97,42 @@ def main(argv: list[str] | None = None) -> dict:
         }
         for name, per_n in raw.items()
     }
-    print(
-        f"\nNAS-Bench-201 {args.dataset}: predictor ranking on {args.test_size} test cells, "
-        f"mean ± std over {args.seeds} seeds"
-    )
-    print(f"{'train':>5} {'predictor':<9}" + "".join(f"{m:>25}" for m in MEASURES))
-    for n in args.train_sizes:
-        for name in PREDICTORS:
-            r = results[name][str(n)]
-            cells_txt = "".join(f"{r[m]['mean']:>17.3f} ± {r[m]['std']:.3f}" for m in MEASURES)
-            print(f"{n:>5} {name:<9}{cells_txt}")
-    report = {
-        "dataset": args.dataset,
-        "metric": METRICS[args.dataset],
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--datasets", nargs="+", choices=sorted(METRICS), default=sorted(METRICS))
+    p.add_argument("--train-sizes", type=int, nargs="+", default=[25, 50, 100, 200])
+    p.add_argument("--test-size", type=int, default=1000)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--decay", type=float, default=0.5, help="delta predictor pair weight decay")
+    p.add_argument("--data-dir", type=Path, default=None, help="NAS-Bench-201 table directory")
+    p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+
+    table = NB201Table(args.data_dir)
+    report: dict = {
         "test_size": args.test_size,
         "seeds": args.seeds,
-        "max_distance": args.max_distance,
-        "predictors": results,
+        "decay": args.decay,
+        "datasets": {},
     }
-    if args.out:
-        write_json_atomic(args.out, report)
+    for dataset in args.datasets:
+        results = run_dataset(table, dataset, args)
+        print(
+            f"\nNAS-Bench-201 {dataset}: predictor ranking on {args.test_size} test cells, "
+            f"mean ± std over {args.seeds} seeds"
+        )
+        print(f"{'train':>5} {'predictor':<9}" + "".join(f"{m:>25}" for m in MEASURES))
+        for n in args.train_sizes:
+            for name in PREDICTORS:
+                r = results[name][str(n)]
+                cells_txt = "".join(f"{r[m]['mean']:>17.3f} ± {r[m]['std']:.3f}" for m in MEASURES)
+                print(f"{n:>5} {name:<9}{cells_txt}", flush=True)
+        report["datasets"][dataset] = {"metric": METRICS[dataset], "predictors": results}
+        if args.out:
+            write_json_atomic(args.out, report)  # each finished dataset is kept
     return report
 
 

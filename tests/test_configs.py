@@ -172,6 +172,7 @@ def test_trainer_is_a_lightning_trainer(tmp_path):
         ("predictor.kind=gcn", "predictor.kind"),
         ("evolution.algorithm=bayesian", "evolution.algorithm"),
         ("evolution.refine.q=0", "refine.q"),
+        ("evolution.refine.smooth=2", "refine.smooth"),
         ("constraints.max_params=0", "constraints.max_params"),
     ],
 )

@@ -10,7 +10,7 @@ from nas.predictor import (
     DeltaPredictor,
     TrainConfig,
     changed_rows,
-    close_pairs,
+    weighted_pairs,
 )
 from nas.predictor.models import Antisymmetric, EnsembleMLP
 from nas.spaces import NB201_OPS, get_space
@@ -46,19 +46,25 @@ def test_encoding_and_delta() -> None:
     )
 
 
-def test_close_pairs_both_orders_and_growth() -> None:
+def test_weighted_pairs_keep_every_pair_or_draw_the_close_ones() -> None:
     archs = sample(40, 1)
     x = ArchEncoder(SPACE)(archs)
-    pairs = close_pairs(x, max_distance=2).tolist()
-    assert pairs and all(1 <= SPACE.distance(archs[i], archs[j]) <= 2 for i, j in pairs)
-    assert {(j, i) for i, j in pairs} == {tuple(p) for p in pairs}
-    assert len(close_pairs(x, max_distance=2, min_pairs=500)) >= 500
+    gen = torch.Generator().manual_seed(0)
+    every = weighted_pairs(x, 0.5, 10**6, gen).tolist()
+    assert len(every) == 40 * 39 and all(i != j for i, j in every)
+    drawn = weighted_pairs(x, 0.25, 200, gen).tolist()
+    assert len(drawn) == len(set(map(tuple, drawn))) == 200
+    mean = sum(SPACE.distance(archs[i], archs[j]) for i, j in drawn) / 200
+    everywhere = sum(SPACE.distance(archs[i], archs[j]) for i, j in every) / len(every)
+    assert mean < everywhere - 1  # the draw favours close pairs
+    with pytest.raises(ValueError, match="decay"):
+        weighted_pairs(x, 0.0, 10, gen)
 
 
 def test_antisymmetry_is_exact() -> None:
-    f = Antisymmetric(EnsembleMLP(3, 30, 16, 2, torch.Generator().manual_seed(0)))
-    d = torch.randn(50, 30)
-    assert torch.equal(f(-d), -f(d))
+    f = Antisymmetric(EnsembleMLP(3, 60, 16, 2, torch.Generator().manual_seed(0)), odd=30)
+    d, c = torch.randn(50, 30), torch.randn(50, 30)
+    assert torch.equal(f(torch.cat([-d, c], 1)), -f(torch.cat([d, c], 1)))
     pred = DeltaPredictor(SPACE, TrainConfig(steps=20))
     archs = sample(30, 2)
     pred.fit(archs, [toy_score(a) for a in archs])
@@ -108,3 +114,27 @@ def test_darts_encoding_and_fit() -> None:
     pred = DeltaPredictor(darts, TrainConfig(steps=5))
     pred.fit(archs, [float(i) for i in range(12)])
     assert pred.predict(archs[:3]).mean.shape == (3,)
+
+
+def test_delta_predictor_ranks_random_darts_genotypes_by_an_additive_score() -> None:
+    """In the DARTS space random genotypes lie 8-12 edits apart; the default settings still
+    learn an additive score (each op per edge and cell kind adds a fixed weight) from 150
+    random genotypes and rank 200 others, as well as the absolute predictor does."""
+    darts = get_space("darts")
+    weights = torch.randn(darts.encoding_size, generator=torch.Generator().manual_seed(0))
+
+    def score(arch) -> float:
+        return float(darts.encode(arch) @ weights)
+
+    rng = random.Random(1)
+    archs = list(dict.fromkeys(darts.sample(rng) for _ in range(350)))
+    train, test = archs[:150], archs[150:350]
+    enc = ArchEncoder(darts)(train)
+    assert float(changed_rows(enc, enc).float().mean()) > 8  # far apart
+    taus = {}
+    for kind in (DeltaPredictor, AbsolutePredictor):
+        pred = kind(darts, TrainConfig(seed=0))
+        pred.fit(train, [score(a) for a in train])
+        taus[kind] = kendalltau(pred.predict(test).mean.numpy(), [score(a) for a in test])[0]
+    assert taus[DeltaPredictor] > 0.6
+    assert taus[DeltaPredictor] > taus[AbsolutePredictor] - 0.05

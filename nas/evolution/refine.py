@@ -15,6 +15,10 @@ be worse, and crawling through them costs 100+ queries). It is then dropped: ``r
 fresh random archs (pre-screened like the initial ones) start a new local search, whose parents
 come only from the archs scored since; the predictor keeps learning from everything scored.
 
+Noisy scores (``smooth`` > 0): parents are ranked by a blend of their observed and their
+predicted score, so an arch whose one score was lucky (the predictor, fit on its neighbours
+too, expects less) does not hold the local search while its neighbours all look worse.
+
 Non-finite scores (``-inf``: the proxy and tabular evaluators' verdict on degenerate cells;
 NaN counts as ``-inf``) stay in the archive but never make a parent nor a predictor target.
 While fewer than two finite scores exist, the predictor sits out and candidates are scored in
@@ -47,6 +51,7 @@ class RefineConfig:
     prescreen_pool: int = 10
     restart: int = 30
     restart_size: int = 10
+    smooth: float = 0.0
 
     def __post_init__(self) -> None:
         if self.restart < 0:
@@ -54,6 +59,8 @@ class RefineConfig:
         for name in ("init_size", "parents", "q", "prescreen_pool", "restart_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"refine.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.smooth <= 1:
+            raise ValueError(f"refine.smooth must be in [0, 1], got {self.smooth}")
         if not 0 < self.prescreen_keep <= 1:
             raise ValueError(f"refine.prescreen_keep must be in (0, 1], got {self.prescreen_keep}")
 
@@ -73,10 +80,28 @@ class _Prescreen:
         return sorted(archs, key=lambda a: -ranked(self.cache[a]))[:keep]
 
 
-def _candidates(run: Tracker, cfg: RefineConfig, rng: random.Random, origin: int) -> list[Arch]:
-    """Unseen feasible mutants of the best finite-scored archs, best parents first; [] when
-    none is left."""
-    parents = sorted(finite(run.history[origin:]), key=lambda e: -e.score.value)
+def _parents(
+    run: Tracker, cfg: RefineConfig, origin: int, predictor: Predictor | None
+) -> list[Entry]:
+    """The finite-scored archs since ``origin``, best first: by observed score, or with
+    ``smooth`` > 0 and a fitted ``predictor`` by ``(1 - smooth) * observed + smooth *
+    predicted``, so one lucky noisy score does not hold the search."""
+    entries = finite(run.history[origin:])
+    if not cfg.smooth or predictor is None:
+        return sorted(entries, key=lambda e: -e.score.value)
+    predicted = predictor.predict([e.arch for e in entries]).mean.tolist()
+    key = [
+        (1 - cfg.smooth) * e.score.value + cfg.smooth * p
+        for e, p in zip(entries, predicted, strict=True)
+    ]
+    return [entries[i] for i in sorted(range(len(entries)), key=lambda i: -key[i])]
+
+
+def _candidates(
+    run: Tracker, cfg: RefineConfig, rng: random.Random, parents: Sequence[Entry]
+) -> list[Arch]:
+    """Unseen feasible mutants of ``parents`` (best first), taken ``cfg.parents`` at a time
+    until some exist; [] when none is left."""
     out: dict[Arch, None] = {}
     for start in range(0, len(parents), cfg.parents):
         for parent in parents[start : start + cfg.parents]:
@@ -92,13 +117,13 @@ def _candidates(run: Tracker, cfg: RefineConfig, rng: random.Random, origin: int
 
 
 def _rank(
-    predictor: Predictor, train: Sequence[Entry], cands: list[Arch], explore: float
+    predictor: Predictor | None, cands: list[Arch], explore: float, rng: random.Random | None
 ) -> list[Arch]:
-    """``cands`` by predicted score plus ``explore`` times its std, best first, the predictor
-    refit on ``train`` first; in the given order while ``train`` has fewer than two entries."""
-    if len(train) < 2:
-        return cands
-    predictor.fit([e.arch for e in train], [e.score.value for e in train])
+    """``cands`` by the fitted ``predictor``'s score plus ``explore`` times its std, best first;
+    without a predictor, shuffled by ``rng`` (the ablation of a predictor-free local search)
+    or, while there is no ``rng`` (a predictor not fitted yet), in the given order."""
+    if predictor is None:
+        return rng.sample(cands, len(cands)) if rng is not None else cands
     pred = predictor.predict(cands)
     utility = (pred.mean + explore * pred.std).tolist()
     return [cands[i] for i in sorted(range(len(cands)), key=lambda i: -utility[i])]
@@ -108,7 +133,7 @@ def refine(
     evaluator: Evaluator,
     budget: int,
     rng: random.Random,
-    make_predictor: Callable[[SearchSpace], Predictor],
+    make_predictor: Callable[[SearchSpace], Predictor | None],
     archive: Archive | None = None,
     feasible: Feasible | None = None,
     cfg: RefineConfig | None = None,
@@ -117,7 +142,8 @@ def refine(
 ) -> Tracker:
     """Run the refiner until ``budget`` archs are scored; returns the search's :class:`Tracker`.
 
-    ``make_predictor(space)`` builds the predictor once; it is refit every generation.
+    ``make_predictor(space)`` builds the predictor once; it is refit every generation (``None``:
+    no predictor, candidates are scored in random order).
     ``init`` archs (scored first, from the archive when it holds them) replace random initial
     samples; with ``prescreen``, random initial samples are the best ``1/prescreen_pool`` of
     ``prescreen_pool`` times as many draws by the cheap evaluator.
@@ -151,12 +177,18 @@ def refine(
             last = len(run.history)
             local_best = max(e.rank for e in run.history[origin:])
             continue
-        cands = _candidates(run, cfg, rng, origin)
+        # the predictor is refit on every finite score once a generation (it sits out while
+        # there are fewer than two)
+        train = finite(run.history)
+        fitted = predictor if predictor is not None and len(train) >= 2 else None
+        if fitted is not None:
+            fitted.fit([e.arch for e in train], [e.score.value for e in train])
+        cands = _candidates(run, cfg, rng, _parents(run, cfg, origin, fitted))
         if not cands:
             run.score([run.sample_unseen(rng)], stage="refine")
             continue
         if screen is not None:
             cands = screen.best(cands, max(cfg.q, round(cfg.prescreen_keep * len(cands))))
-        cands = _rank(predictor, finite(run.history), cands, cfg.explore)
+        cands = _rank(fitted, cands, cfg.explore, rng if predictor is None else None)
         run.score(cands[: min(cfg.q, run.remaining)], stage="refine")
     return run

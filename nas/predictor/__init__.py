@@ -7,7 +7,7 @@ from nas.predictor.delta import DeltaPredictor
 from nas.predictor.encoding import ArchEncoder, changed_rows
 from nas.predictor.factory import PREDICTORS, build_predictor, load_predictor, save_predictor
 from nas.predictor.models import TrainConfig
-from nas.predictor.pairs import close_pairs
+from nas.predictor.pairs import weighted_pairs
 
 __all__ = [
     "PREDICTORS",
@@ -19,7 +19,7 @@ __all__ = [
     "TrainConfig",
     "build_predictor",
     "changed_rows",
-    "close_pairs",
     "load_predictor",
     "save_predictor",
+    "weighted_pairs",
 ]

@@ -33,10 +33,14 @@ class Predictor(abc.ABC):
         self.space = space
         self.cfg = cfg or TrainConfig()
         self.encoder = ArchEncoder(space)
-        self.ensemble = Ensemble(self.encoder.size, self.cfg, antisymmetric=self.antisymmetric)
+        d = self.encoder.size
+        self.ensemble = (
+            Ensemble(2 * d, self.cfg, odd_features=d) if self.pair_input else Ensemble(d, self.cfg)
+        )
 
-    #: whether the model is ``f(d) = g(d) - g(-d)`` (inputs are encoding differences)
-    antisymmetric: bool = False
+    #: whether the model reads a pair of archs ``[e_b - e_a, e_b + e_a]`` and is odd in the
+    #: difference (else one arch's encoding)
+    pair_input: bool = False
 
     @abc.abstractmethod
     def fit(self, archs: Sequence[Arch], scores: Sequence[float]) -> None:

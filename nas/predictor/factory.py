@@ -30,7 +30,7 @@ def build_predictor(
     kind: str, space: SearchSpace, train: Mapping[str, Any], **options: Any
 ) -> Predictor:
     """The predictor ``kind`` (``delta`` or ``absolute``); ``options``: the delta predictor's
-    ``max_distance``, ``min_pairs``, ``k_nearest`` (ignored by ``absolute``)."""
+    ``decay``, ``max_pairs``, ``k_nearest`` (ignored by ``absolute``)."""
     try:
         cls = PREDICTORS[kind]
     except KeyError:

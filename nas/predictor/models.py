@@ -67,29 +67,33 @@ class EnsembleMLP(nn.Module):
 
 
 class Antisymmetric(nn.Module):
-    """``f(d) = g(d) - g(-d)``: odd in its input, so ``f(-d) == -f(d)`` holds exactly."""
+    """``f(d, c) = g(d, c) - g(-d, c)`` for inputs ``[..., odd + rest]`` split into ``d`` (the
+    first ``odd`` features) and ``c``: odd in ``d``, so ``f(-d, c) == -f(d, c)`` holds exactly."""
 
-    def __init__(self, g: nn.Module) -> None:
+    def __init__(self, g: nn.Module, odd: int) -> None:
         super().__init__()
         self.g = g
+        self.odd = odd
 
-    def forward(self, d: torch.Tensor) -> torch.Tensor:
-        return self.g(d) - self.g(-d)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flipped = torch.cat([-x[..., : self.odd], x[..., self.odd :]], dim=-1)
+        return self.g(x) - self.g(flipped)
 
 
 class Ensemble:
-    """A trained :class:`EnsembleMLP` (wrapped in :class:`Antisymmetric` when ``antisymmetric``).
+    """A trained :class:`EnsembleMLP`, wrapped in :class:`Antisymmetric` in the first
+    ``odd_features`` inputs when that is positive.
 
     The first :meth:`fit` trains fresh members for ``cfg.steps``; later fits continue from the
     current weights for ``cfg.warm_steps`` (a refit on a grown archive). Calling the ensemble
     gives every member's output, ``[members, n]``. Deterministic for a fixed ``cfg.seed``.
     """
 
-    def __init__(self, in_features: int, cfg: TrainConfig, antisymmetric: bool) -> None:
+    def __init__(self, in_features: int, cfg: TrainConfig, odd_features: int = 0) -> None:
         self.cfg = cfg
         self.gen = torch.Generator().manual_seed(cfg.seed)
         g = EnsembleMLP(cfg.ensemble, in_features, cfg.hidden, cfg.layers, self.gen)
-        self.model: nn.Module = Antisymmetric(g) if antisymmetric else g
+        self.model: nn.Module = Antisymmetric(g, odd_features) if odd_features else g
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
         )

@@ -1,4 +1,4 @@
-"""Training pairs for the delta predictor: archived archs close to each other."""
+"""Training pairs for the delta predictor: every pair of archived archs, the close ones weighing most."""
 
 from __future__ import annotations
 
@@ -7,20 +7,26 @@ import torch
 from nas.predictor.encoding import changed_rows
 
 
-def close_pairs(enc: torch.Tensor, max_distance: int = 2, min_pairs: int = 0) -> torch.Tensor:
-    """Ordered index pairs ``[P, 2]`` of the rows of ``enc [n, D]`` at distance ``1..max_distance``
-    (both orders of each pair, sorted, so the result is deterministic).
+def weighted_pairs(
+    enc: torch.Tensor, decay: float, max_pairs: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Ordered index pairs ``[P, 2]`` of distinct rows of ``enc [n, D]``.
 
-    When fewer than ``min_pairs`` pairs are that close (e.g. a small random sample), the
-    distance limit grows one step at a time until there are ``min_pairs`` or no farther pairs.
+    A pair ``d`` edits apart weighs ``decay ** (d - 1)`` (1 for neighbours); when there are
+    more than ``max_pairs`` pairs, ``max_pairs`` are drawn by weight without replacement, else
+    all are kept (in row-major order). So a locally dense archive trains on its close pairs
+    and a sparse random one still trains on every distance (arXiv 2411.14498 trains on close
+    pairs only, which leaves a random sample of a space like DARTS with almost none).
     """
-    if max_distance < 1:
-        raise ValueError(f"max_distance must be >= 1, got {max_distance}")
+    if not 0 < decay <= 1:
+        raise ValueError(f"decay must be in (0, 1], got {decay}")
+    if max_pairs < 1:
+        raise ValueError(f"max_pairs must be >= 1, got {max_pairs}")
     dist = changed_rows(enc, enc)
-    farthest = int(dist.max()) if dist.numel() else 0
-    limit = max_distance
-    mask = (dist > 0) & (dist <= limit)
-    while int(mask.sum()) < min_pairs and limit < farthest:
-        limit += 1
-        mask = (dist > 0) & (dist <= limit)
-    return mask.nonzero()
+    weight = torch.where(dist > 0, decay ** (dist.double() - 1), 0.0).flatten()
+    n_pairs = int((weight > 0).sum())
+    if n_pairs <= max_pairs:
+        flat = weight.nonzero().squeeze(1)
+    else:
+        flat = torch.multinomial(weight, max_pairs, replacement=False, generator=generator)
+    return torch.stack([flat // len(enc), flat % len(enc)], dim=1)
