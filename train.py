@@ -13,7 +13,9 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Run the configured stages; return the metric a sweeper maximises: the final arch's
+    one-shot score (its retrained accuracy when only retraining ran; None without either)."""
     from rich.console import Console
 
     from nas.errors import NasError
@@ -26,7 +28,7 @@ def main(cfg: DictConfig) -> None:
         Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
         sys.exit(1)
     if result is None:  # a DDP rank other than zero: rank zero reports
-        return
+        return None
     final, derived, retrained = result.final, result.derived, result.retrain
     if final is not None:
         console.print(f"[bold green]done[/] ({result.space})")
@@ -46,6 +48,9 @@ def main(cfg: DictConfig) -> None:
             f"{retrained['test_accuracy']:.2f}, {retrained['params']:,} parameters"
         )
     console.print(f"results in: {result.run_dir.resolve()}")
+    if final is not None:
+        return float(final["oneshot_score"])
+    return float(retrained["test_accuracy"]) if retrained is not None else None
 
 
 if __name__ == "__main__":

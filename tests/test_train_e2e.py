@@ -60,18 +60,23 @@ def test_train_py_digits_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_search_on_two_cpu_processes_runs_to_the_end(tmp_path):
+@pytest.mark.parametrize("search", ["darts", "spos"])
+def test_ddp_search_on_two_cpu_processes_keeps_the_ranks_in_step(search, tmp_path):
     """``trainer=ddp`` with gloo on 2 CPU processes: every rank joins the trainings (search,
-    fine-tune) and saves their checkpoints together (Lightning's save_checkpoint is
-    collective); rank zero alone derives, samples, evolves, exports and reports."""
-    run_dir = tmp_path / "ddp"
+    fine-tune), ends each with the same alphas and sampler state as the other, and saves the
+    checkpoints together (Lightning's save_checkpoint is collective); rank zero alone derives,
+    samples, evolves, exports and reports."""
+    run_dir, states = tmp_path / "ddp", tmp_path / "states"
     _, proc = train_py(
         run_dir,
         "trainer=ddp",
         "trainer.accelerator=cpu",
         "trainer.devices=2",
         "trainer.precision=32-true",
+        f"search={search}",
         "search.epochs=1",
+        "+callbacks.dump._target_=tests.callbacks.DumpStrategyState",
+        f"+callbacks.dump.dir={states}",
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -79,6 +84,14 @@ def test_ddp_search_on_two_cpu_processes_runs_to_the_end(tmp_path):
     assert read_json(run_dir / "derived.json")["final"]
     assert (run_dir / "finetuned.ckpt").exists() and (run_dir / "final.json").exists()
     assert (run_dir / "supernet.ckpt").stat().st_size > 0
+    for training in ("ddp", "finetune"):
+        zero, one = (
+            torch.load(states / f"{training}_rank{r}.pt", weights_only=True) for r in (0, 1)
+        )
+        assert zero.keys() == one.keys() and zero, training
+        for key in zero:
+            a, b = zero[key], one[key]
+            assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b, (training, key)
 
 
 def _without_timings(record: dict) -> dict:
@@ -114,7 +127,7 @@ def test_kill_9_mid_epoch_and_mid_evolve_resumes_to_the_uninterrupted_result(tmp
     cmd, proc = train_py(
         run_dir,
         *same,
-        "+callbacks.kill._target_=tests.killer.KillAtStep",
+        "+callbacks.kill._target_=tests.callbacks.KillAtStep",
         "+callbacks.kill.step=14",
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
