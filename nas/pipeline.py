@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import sys
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,12 +29,14 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from nas.config import WeightOptimConfig, check_config
 from nas.data import RetrainDataModule, SearchDataModule
 from nas.errors import ConfigError, NasError
 from nas.evaluate import OneShotEvaluator, ProxyEvaluator
+from nas.evaluate.base import Evaluator
 from nas.evolution import (
     Archive,
     RefineConfig,
@@ -43,6 +47,7 @@ from nas.evolution import (
     sample_around,
 )
 from nas.evolution.archive import finite
+from nas.evolution.progress import query_progress
 from nas.export import CostModel, export_final
 from nas.files import (
     ARCHIVE_FILE,
@@ -59,7 +64,13 @@ from nas.files import (
 from nas.io import read_json, write_json_atomic
 from nas.predictor import build_predictor, save_predictor
 from nas.retrain import RetrainModule
-from nas.search import ArchitectureWriter, SupernetModule, build_space, build_trainer
+from nas.search import (
+    ArchitectureWriter,
+    SupernetModule,
+    build_loggers,
+    build_space,
+    build_trainer,
+)
 from nas.search.checkpoints import check_resumable, module_from_checkpoint
 from nas.spaces import Arch
 
@@ -178,6 +189,12 @@ class Run:
             if e.score.source == "oneshot" and (stage is None or e.stage == stage)
         ]
 
+    def queries(self, what: str, total: int, done: int) -> AbstractContextManager[Evaluator]:
+        """The one-shot evaluator behind a progress bar of ``what`` (queries ``done`` of
+        ``total``, best score so far), when the trainer shows progress bars."""
+        shown = bool(self.cfg.trainer.get("enable_progress_bar", True))
+        return query_progress(self.evaluator, what, total, done, enabled=shown)
+
     def rng(self, stage: str) -> random.Random:
         """The draws of ``stage``: seeded by the run's seed and the stage, so a rerun repeats them."""
         return random.Random(f"{self.cfg.seed}:{stage}")
@@ -216,6 +233,8 @@ def search(run: Run) -> None:
         in_channels=datamodule.in_channels,
     )
     trainer = build_trainer(cfg, run.dir, [ArchitectureWriter(run.dir)])
+    for logger in trainer.loggers:  # the whole resolved config beside the module's own
+        logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})
     fit(run, "search", trainer, module, datamodule, run.dir)
     # every rank calls save_checkpoint (it synchronises them); rank zero writes the file
     trainer.save_checkpoint(run.path(SUPERNET_FILE), weights_only=False)
@@ -275,16 +294,17 @@ def sample(run: Run) -> None:
     """Score K subnets one-shot: the derived arch, its neighbours, random archs (``archive.jsonl``)."""
     cfg = run.cfg.sample
     derived = run.space.from_json(read_json(run.path(DERIVED_FILE)))
-    tracker = Tracker(run.evaluator, cfg.size, run.archive, run.feasible)
-    sample_around(
-        tracker,
-        derived,
-        cfg.neighbours,
-        run.rng(SAMPLE_STAGE),
-        run.prescreen,
-        cfg.prescreen_pool,
-        stage=SAMPLE_STAGE,
-    )
+    done = len(run.oneshot_entries(SAMPLE_STAGE))
+    with run.queries("sample", cfg.size, done) as evaluator:
+        sample_around(
+            Tracker(evaluator, cfg.size, run.archive, run.feasible),
+            derived,
+            cfg.neighbours,
+            run.rng(SAMPLE_STAGE),
+            run.prescreen,
+            cfg.prescreen_pool,
+            stage=SAMPLE_STAGE,
+        )
 
 
 def evolve_done(run: Run) -> bool:
@@ -296,10 +316,20 @@ def evolve_done(run: Run) -> bool:
 
 def evolve(run: Run) -> None:
     """Search from the sampled subnets with ``evolution.algorithm``; every evaluation archived."""
-    cfg, p = run.cfg.evolution, run.cfg.predictor
+    cfg = run.cfg.evolution
     init = [e.arch for e in run.oneshot_entries(SAMPLE_STAGE)]
     rng = run.rng("evolve")
     budget = len(init) + cfg.budget
+    done = len(run.oneshot_entries()) - len(init)
+    with run.queries(f"evolve ({cfg.algorithm})", cfg.budget, done) as evaluator:
+        _evolve(run, evaluator, init, rng, budget)
+
+
+def _evolve(
+    run: Run, evaluator: Evaluator, init: list[Arch], rng: random.Random, budget: int
+) -> None:
+    """``evolution.algorithm`` from ``init`` with ``evaluator`` until ``budget`` archs are scored."""
+    cfg, p = run.cfg.evolution, run.cfg.predictor
     if cfg.algorithm == "refine":
         options = {
             "decay": p.decay,
@@ -312,7 +342,7 @@ def evolve(run: Run) -> None:
         except ValueError as err:
             raise ConfigError(f"{err} (predictor.* / evolution.refine.*)") from None
         tracker = refine(
-            run.evaluator,
+            evaluator,
             budget,
             rng,
             lambda space: predictor,
@@ -329,7 +359,7 @@ def evolve(run: Run) -> None:
             save_predictor(run.path(PREDICTOR_FILE), predictor, archs, scores, options)
     elif cfg.algorithm == "regularized":
         regularized_evolution(
-            run.evaluator,
+            evaluator,
             budget,
             rng,
             run.archive,
@@ -338,7 +368,7 @@ def evolve(run: Run) -> None:
             cfg.tournament_size,
         )
     elif cfg.algorithm == "random":
-        random_search(run.evaluator, budget, rng, run.archive, run.feasible)
+        random_search(evaluator, budget, rng, run.archive, run.feasible)
     else:
         raise ConfigError(
             f"unknown evolution.algorithm {cfg.algorithm!r}; known: refine, regularized, random"
@@ -356,7 +386,7 @@ def export(run: Run) -> None:
         raise NasError(f"{run.path(ARCHIVE_FILE)} holds no one-shot score: run the sample stage")
     dm = run.datamodule
     module = run.supernet_module
-    export_final(
+    record = export_final(
         run.dir,
         run.space,
         module.hparams["space"],
@@ -371,6 +401,11 @@ def export(run: Run) -> None:
         onnx=run.cfg.export.onnx,
         plots=run.cfg.export.plots,
     )
+    for logger in build_loggers(run.cfg):
+        if isinstance(logger, WandbLogger):
+            from nas.export.wandb_report import report_to_wandb
+
+            report_to_wandb(logger, run.dir, run.space, entries, record)
 
 
 def retrain_done(run: Run) -> bool:
@@ -441,6 +476,13 @@ STAGES = {
 }
 
 
+def finish_wandb() -> None:
+    """Close the W&B run the stages logged to, if one is open, so that its files are whole."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
 def run(cfg: DictConfig) -> RunResult | None:
     """Run the configured stages of one search in ``cfg.paths.output_dir``.
 
@@ -460,15 +502,18 @@ def run(cfg: DictConfig) -> RunResult | None:
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     state = Run(cfg)
-    for name in cfg.stages:
-        work, done = STAGES[name]
-        if not state.rank_zero and name not in TRAINING_STAGES:
-            continue
-        if cfg.resume and done(state):
-            log.info("%s stage already done in %s; skipping", name, run_dir)
-            continue
-        log.info("%s stage", name)
-        work(state)
+    try:
+        for name in cfg.stages:
+            work, done = STAGES[name]
+            if not state.rank_zero and name not in TRAINING_STAGES:
+                continue
+            if cfg.resume and done(state):
+                log.info("%s stage already done in %s; skipping", name, run_dir)
+                continue
+            log.info("%s stage", name)
+            work(state)
+    finally:
+        finish_wandb()
     if not state.rank_zero:
         return None
     files = {}

@@ -347,3 +347,18 @@ def test_regularized_tournament_ranks_nan_last(monkeypatch) -> None:
         finite = [e for e in sample if math.isfinite(e.score.value)]
         if finite:
             assert parent == max(finite, key=lambda e: e.score.value).arch
+
+
+def test_the_query_progress_bar_counts_queries_and_the_best_score() -> None:
+    from nas.evolution.progress import query_progress
+
+    ev = ToyEvaluator()
+    with query_progress(ev, "evolve", total=10, completed=3) as shown:
+        archs = [SPACE.sample(random.Random(k)) for k in range(4)]
+        scores = shown.evaluate(archs)
+        task = shown.progress.tasks[0]
+        assert task.completed == 7 and task.total == 10
+        assert task.fields["best"] == f"{max(s.value for s in scores):.2f}"
+    assert scores == ev.evaluate(archs) and shown.source == ev.source
+    with query_progress(ev, "evolve", 10, 0, enabled=False) as plain:
+        assert plain is ev

@@ -268,3 +268,28 @@ def test_cell_diagram_is_rendered_by_graphviz_when_installed(tmp_path):
     space = get_space("darts")
     path = plots.cell_diagram(space, space.sample(random.Random(0)), tmp_path)
     assert (tmp_path / "cell.dot").exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_a_wandb_run_offline_holds_the_pictures_the_archive_and_the_summary(
+    quick_cfg, tmp_path, monkeypatch
+):
+    """``logger=wandb`` with ``WANDB_MODE=offline``: the run directory's offline W&B run holds
+    the op-weight heatmaps and derived cell of every epoch, the final plots, the archive
+    table, the final record as its summary and the exported files as an artifact."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    result = run(quick_cfg("logger=wandb"))
+    (offline,) = (tmp_path / "wandb").glob("offline-run-*")
+    media = offline / "files" / "media"
+    images = {p.name.rsplit("_", 2)[0] for p in (media / "images").rglob("*.png")}
+    assert {"op_weights", "derived_cell", "cell", "search_curve", "score_vs_params"} <= images
+    (table,) = (media / "table").glob("archive_*.table.json")
+    rows = json.loads(table.read_text())["data"]
+    assert len(rows) == len(list(read_jsonl(tmp_path / ARCHIVE_FILE)))
+    # summary, config and artifact live in the run's record log (read by `wandb sync`)
+    log = next(offline.glob("run-*.wandb")).read_bytes()
+    score = json.dumps(result.final["oneshot_score"]).encode()
+    for recorded in (b"final/oneshot_score", score, b"final-subnet", b"evolution", b"refine"):
+        assert recorded in log, recorded

@@ -95,7 +95,8 @@ class WiringDiagnostics(pl.Callback):
     (other modules and single-path strategies: nothing), on rank zero: log
     :func:`wiring_stats` as ``wiring/<kind>_*``, append them to ``wiring.jsonl`` (epochs
     already there, from before a resume, are not repeated), save
-    ``wiring/epoch_<n>/op_weights_<kind>.png`` (and log it to W&B when a W&B logger is on),
+    ``wiring/epoch_<n>/op_weights_<kind>.png`` and the derived cell ``wiring/epoch_<n>/cell.png``
+    (and log both to W&B when a W&B logger is on),
     and warn when the derived normal cell has ``SKIP_WARNING`` or more skip connections."""
 
     def __init__(self, run_dir: str | Path) -> None:
@@ -129,20 +130,21 @@ class WiringDiagnostics(pl.Callback):
         path = self.run_dir / WIRING_FILE
         if all(r["epoch"] != epoch for r in read_jsonl(path)):
             append_jsonl(path, {"epoch": epoch, "arch": space.to_str(arch), "cells": stats})
-        self._heatmaps(trainer, space, epoch, probs)
+        self._pictures(trainer, space, epoch, probs, arch)
 
-    def _heatmaps(
+    def _pictures(
         self,
         trainer: pl.Trainer,
         space: SearchSpace,
         epoch: int,
         probs: Mapping[str, torch.Tensor],
+        arch: Arch,
     ) -> None:
         if not _plots_available():
             return
         from pytorch_lightning.loggers import WandbLogger
 
-        from nas.export.plots import op_weight_heatmaps
+        from nas.export.plots import cell_diagram, op_weight_heatmaps
 
         records = [r for r in read_jsonl(self.run_dir / ALPHAS_FILE) if r["epoch"] < epoch]
         now = {k: p.detach().float().cpu().tolist() for k, p in probs.items()}
@@ -150,8 +152,9 @@ class WiringDiagnostics(pl.Callback):
         out = self.run_dir / WIRING_DIR / f"epoch_{epoch:03d}"
         out.mkdir(parents=True, exist_ok=True)
         files = op_weight_heatmaps(space, records, out)
+        cell = cell_diagram(space, arch, out)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image(
-                    "wiring/op_weights", [str(f) for f in files], step=trainer.global_step
-                )
+                step = trainer.global_step
+                logger.log_image("wiring/op_weights", [str(f) for f in files], step=step)
+                logger.log_image("wiring/derived_cell", [str(cell)], step=step)
