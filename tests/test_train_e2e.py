@@ -60,7 +60,7 @@ def test_train_py_digits_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("search", ["darts", "spos"])
+@pytest.mark.parametrize("search", ["darts", "darts2", "spos"])
 def test_ddp_search_on_two_cpu_processes_keeps_the_ranks_in_step(search, tmp_path):
     """``trainer=ddp`` with gloo on 2 CPU processes: every rank joins the trainings (search,
     fine-tune), ends each with the same alphas and sampler state as the other, and saves the

@@ -19,11 +19,23 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from nas.search.strategies import Backward, Batch, DartsStrategy, frozen, register_strategy
 from nas.spaces import SearchSpace
 from nas.supernet import Supernet
+
+
+def average_over_ranks(tensors: list[torch.Tensor]) -> None:
+    """Average ``tensors`` in place over the ranks of a data-parallel run (no-op otherwise):
+    the hypergradient is computed with ``autograd.grad``, outside DDP's gradient hooks, so
+    without this each rank would step its alphas by its own batch's estimate."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for t in tensors:
+        dist.all_reduce(t)
+        t.div_(dist.get_world_size())
 
 
 @contextmanager
@@ -85,6 +97,7 @@ class SecondOrderDartsStrategy(DartsStrategy):
             hessian = self._hessian_vector(supernet, params, w0, v, train)
         for a, d, h in zip(alphas, d_alpha, hessian, strict=True):
             a.grad = d - xi * h
+        average_over_ranks([a.grad for a in alphas])
         return loss.detach()
 
     def _hessian_vector(
