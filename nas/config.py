@@ -20,7 +20,7 @@ from nas.evolution.refine import RefineConfig
 from nas.predictor.models import TrainConfig as PredictorTrainConfig
 
 #: the stages of a run, in order (``stages`` picks a subsequence)
-STAGES = ("search", "derive", "finetune", "sample", "evolve", "export", "retrain")
+STAGES = ("search", "derive", "finetune", "split", "sample", "evolve", "export", "retrain")
 
 
 @dataclass
@@ -118,6 +118,20 @@ class FinetuneConfig(WeightOptimConfig):
 
     epochs: int = 10  # 0: score subnets with the searched weights as they are
     sampler: str = "uniform"  # uniform | fair (spaces with independent edges) | sandwich
+
+
+@dataclass
+class SplitConfig:
+    """NAS-LID (arXiv 2211.12759): split the trained supernet into ``2 ** levels``
+    sub-supernets along the edges whose ops behave most differently, fine-tune each
+    (``finetune.*`` optimiser), and score each arch with the one it belongs to."""
+
+    method: str | None = None  # null: no split | lid (NAS-LID) | gm (gradient matching)
+    levels: int = 4  # 2-way splits per leaf: 16 sub-supernets
+    epochs: int = 5  # single-path fine-tune epochs of each new sub-supernet
+    batches: int = 4  # batches (of oneshot.batch_size) the ops are compared on
+    paths: int = 4  # sampled paths per op the comparison averages over
+    k: int = 20  # LID: nearest neighbours of the MLE
 
 
 @dataclass
@@ -222,6 +236,7 @@ class TrainConfig:
     scale: dict[str, Any] = field(default_factory=dict)  # per-space network sizes
     paths: PathsConfig = field(default_factory=PathsConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     prescreen: PrescreenConfig = field(default_factory=PrescreenConfig)
@@ -256,6 +271,11 @@ _AT_LEAST = (
     ("search.kl_weight", 0),
     ("search.sandwich_random", 0),
     ("finetune.epochs", 0),
+    ("split.levels", 1),
+    ("split.epochs", 0),
+    ("split.batches", 1),
+    ("split.paths", 1),
+    ("split.k", 1),
     ("retrain.epochs", 1),
     ("retrain.batch_size", 1),
     ("dataset.batch_size", 1),
@@ -283,6 +303,7 @@ def _choices(cfg: Any) -> list[tuple[str, Any, list[str]]]:
     from nas.search import available_strategies
     from nas.search.single_path import SAMPLERS
     from nas.spaces import available_spaces
+    from nas.split.measure import METHODS as SPLIT_METHODS
 
     out = [
         ("dataset.name", cfg.dataset.name, available_datasets()),
@@ -295,6 +316,8 @@ def _choices(cfg: Any) -> list[tuple[str, Any, list[str]]]:
     ]
     if cfg.prescreen.proxy is not None:
         out.append(("prescreen.proxy", cfg.prescreen.proxy, available_proxies()))
+    if cfg.split.method is not None:
+        out.append(("split.method", cfg.split.method, list(SPLIT_METHODS)))
     return out
 
 
@@ -328,6 +351,18 @@ def check_config(cfg: Any) -> None:
             f"search.arch_warmup_epochs={cfg.search.arch_warmup_epochs} >= search.epochs="
             f"{cfg.search.epochs}: the architecture parameters never train",
             stacklevel=2,
+        )
+    from nas.spaces import get_space
+
+    if cfg.split.method is not None and not get_space(cfg.space.name).independent_edges:
+        raise ConfigError(
+            f"split.method={cfg.split.method} splits edges whose ops are chosen independently; "
+            f"space.name={cfg.space.name} does not have such edges (use space=nb201)"
+        )
+    if cfg.split.method is not None and "ddp" in str(cfg.trainer.get("strategy")):
+        raise ConfigError(
+            f"split.method={cfg.split.method} trains its sub-supernets on one process: run the "
+            f"split without trainer=ddp (e.g. stages=[split,sample,evolve,export] trainer=gpu)"
         )
     if cfg.search.tau_max < cfg.search.tau_min:
         raise ConfigError(

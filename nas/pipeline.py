@@ -59,6 +59,8 @@ from nas.files import (
     PREDICTOR_FILE,
     RETRAIN_DIR,
     RETRAIN_FILE,
+    SPLIT_DIR,
+    SPLITS_FILE,
     SUPERNET_FILE,
 )
 from nas.io import read_json, write_json_atomic
@@ -73,6 +75,9 @@ from nas.search import (
 )
 from nas.search.checkpoints import check_resumable, module_from_checkpoint
 from nas.spaces import Arch
+from nas.split.measure import PeakMemory, choose_split
+from nas.split.restriction import Restriction
+from nas.split.routed import RoutedEvaluator
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +143,48 @@ class Run:
         return module_from_checkpoint(SupernetModule, path).to(self.device).eval()
 
     @cached_property
-    def evaluator(self) -> OneShotEvaluator:
+    def oneshot_batches(self) -> tuple[list, list]:
+        """The one-shot evaluator's calibration and validation batches."""
         o = self.cfg.oneshot
         dm = self.datamodule
         calib = dm.fixed_batches("weights", o.calib_batches, o.batch_size, seed=self.cfg.seed)
-        val = dm.fixed_batches("arch", o.val_batches, o.batch_size)
-        return OneShotEvaluator(self.supernet_module.supernet, calib, val)
+        return calib, dm.fixed_batches("arch", o.val_batches, o.batch_size)
+
+    @cached_property
+    def leaves(self) -> list[tuple[Restriction, SupernetModule]] | None:
+        """The sub-supernets of a finished split and their restrictions (None: no split)."""
+        path = self.path(SPLITS_FILE)
+        if self.cfg.split.method is None or not path.exists():
+            return None
+        return [
+            (
+                Restriction.from_json(self.space, leaf["allowed"]),
+                self.leaf_module(leaf).to(self.device).eval(),
+            )
+            for leaf in read_json(path)["leaves"]
+        ]
+
+    def leaf_module(self, leaf: dict[str, Any]) -> SupernetModule:
+        """A split's sub-supernet (the unsplit one for the root, whose ``file`` is None)."""
+        if leaf["file"] is None:
+            return self.supernet_module
+        return module_from_checkpoint(SupernetModule, self.path(leaf["file"]))
+
+    def supernet_for(self, arch: Arch) -> SupernetModule:
+        """The supernet whose weights ``arch`` inherits: its sub-supernet after a split."""
+        if self.leaves is None:
+            return self.supernet_module
+        return next(m for r, m in self.leaves if r.allows(arch))
+
+    @cached_property
+    def evaluator(self) -> Evaluator:
+        """One-shot scores: of the supernet, or routed to the sub-supernets after a split."""
+        calib, val = self.oneshot_batches
+        if self.leaves is None:
+            return OneShotEvaluator(self.supernet_module.supernet, calib, val)
+        return RoutedEvaluator(
+            self.space, [(r, OneShotEvaluator(m.supernet, calib, val)) for r, m in self.leaves]
+        )
 
     @cached_property
     def prescreen(self) -> ProxyEvaluator | None:
@@ -263,27 +304,120 @@ def finetune(run: Run) -> None:
     """Train the searched supernet's weights on single paths (``search=spos`` with
     ``finetune.sampler``) for ``finetune.epochs``; writes ``finetuned.ckpt`` (and
     ``finetune/``: its checkpoints and logs)."""
-    cfg, f = run.cfg, run.cfg.finetune
+    f = run.cfg.finetune
     searched = module_from_checkpoint(SupernetModule, run.path(SUPERNET_FILE))
+    train_single_paths(run, searched, f.epochs, f.sampler, FINETUNE_DIR, FINETUNED_FILE)
+
+
+def train_single_paths(
+    run: Run,
+    start: SupernetModule,
+    epochs: int,
+    sampler: str,
+    subdir: str,
+    out: str,
+    allowed: dict[str, list[list[int]]] | None = None,
+) -> None:
+    """Train ``start``'s supernet weights on sampled single paths (``search=spos`` with
+    ``sampler``, the ``finetune.*`` optimiser; only the archs ``allowed`` when given) for
+    ``epochs`` in ``run_dir/subdir``, resumably; write the result to ``run_dir/out``."""
+    cfg, f = run.cfg, run.cfg.finetune
     search = {
-        **searched.hparams["search"],
+        **start.hparams["search"],
         "strategy": "spos",
-        "sampler": f.sampler,
+        "sampler": sampler,
         "seed": cfg.seed,
-        "epochs": f.epochs,
+        "epochs": epochs,
         **{k.name: f[k.name] for k in dataclasses.fields(WeightOptimConfig)},
     }
-    datamodule = SearchDataModule(cfg.dataset, cfg.seed)
+    if allowed is not None:
+        search["allowed"] = allowed
     module = SupernetModule(
-        searched.hparams["space"],
-        search,
-        searched.hparams["num_classes"],
-        searched.hparams["in_channels"],
+        start.hparams["space"], search, start.hparams["num_classes"], start.hparams["in_channels"]
     )
-    module.supernet.load_state_dict(searched.supernet.state_dict())
-    trainer = build_trainer(cfg, run.dir, subdir=FINETUNE_DIR, max_epochs=f.epochs)
-    fit(run, "fine-tune", trainer, module, datamodule, run.path(FINETUNE_DIR))
-    trainer.save_checkpoint(run.path(FINETUNED_FILE), weights_only=False)
+    module.supernet.load_state_dict(start.supernet.state_dict())
+    trainer = build_trainer(cfg, run.dir, subdir=subdir, max_epochs=epochs)
+    data = SearchDataModule(cfg.dataset, cfg.seed)
+    fit(run, f"single-path training ({subdir})", trainer, module, data, run.path(subdir))
+    trainer.save_checkpoint(run.path(out), weights_only=False)
+
+
+def split_done(run: Run) -> bool:
+    path = run.path(SPLITS_FILE)
+    return run.cfg.split.method is None or (path.exists() and read_json(path)["done"])
+
+
+def split(run: Run) -> None:
+    """Split the supernet into sub-supernets by ``split.method`` (NAS-LID or GM), level by
+    level, each new one fine-tuned on its own archs; writes ``split/<leaf>.ckpt`` and
+    ``splits.json`` (after every level: a killed split resumes at its level)."""
+    c = run.cfg.split
+    path = run.path(SPLITS_FILE)
+    full = Restriction.full(run.space).to_json()
+    tree = (
+        read_json(path)
+        if path.exists()
+        else {
+            "method": c.method,
+            "level": 0,
+            "done": False,
+            "splits": [],
+            "peak_mb": [],
+            "leaves": [{"id": "", "allowed": full, "file": None}],
+        }
+    )
+    batches = run.datamodule.fixed_batches(
+        "weights", c.batches, run.cfg.oneshot.batch_size, seed=run.cfg.seed
+    )
+    batches = [(x.to(run.device), y.to(run.device)) for x, y in batches]
+    while tree["level"] < c.levels:
+        leaves = []
+        for leaf in tree["leaves"]:
+            module = run.leaf_module(leaf)
+            restriction = Restriction.from_json(run.space, leaf["allowed"])
+            if not restriction.splittable():
+                leaves.append(leaf)
+                continue
+            with PeakMemory(run.device) as peak:
+                chosen = choose_split(
+                    module.supernet.to(run.device),
+                    restriction,
+                    batches,
+                    c.method,
+                    c.paths,
+                    run.cfg.seed,
+                    c.k,
+                )
+            tree["peak_mb"].append(peak.mb)
+            tree["splits"].append(
+                {
+                    "leaf": leaf["id"],
+                    "kind": chosen.kind,
+                    "edge": chosen.edge,
+                    "groups": [list(g) for g in chosen.groups],
+                    "cuts": chosen.cuts,
+                }
+            )
+            for g, ops in enumerate(chosen.groups):
+                child = {
+                    "id": f"{leaf['id']}{g}",
+                    "allowed": restriction.narrowed(chosen.kind, chosen.edge, ops).to_json(),
+                    "file": f"{SPLIT_DIR}/{leaf['id']}{g}.ckpt",
+                }
+                if not run.path(child["file"]).exists():
+                    train_single_paths(
+                        run,
+                        module,
+                        c.epochs,
+                        "uniform",
+                        f"{SPLIT_DIR}/{child['id']}",
+                        child["file"],
+                        child["allowed"],
+                    )
+                leaves.append(child)
+        tree = {**tree, "level": tree["level"] + 1, "leaves": leaves}
+        write_json_atomic(path, tree)
+    write_json_atomic(path, {**tree, "done": True})
 
 
 def sample_done(run: Run) -> bool:
@@ -385,7 +519,8 @@ def export(run: Run) -> None:
     if not entries:
         raise NasError(f"{run.path(ARCHIVE_FILE)} holds no one-shot score: run the sample stage")
     dm = run.datamodule
-    module = run.supernet_module
+    best = max(entries, key=lambda e: e.rank)
+    module = run.supernet_for(best.arch)
     record = export_final(
         run.dir,
         run.space,
@@ -393,7 +528,7 @@ def export(run: Run) -> None:
         module.supernet,
         entries,
         algorithm=run.cfg.evolution.algorithm,
-        calib=run.evaluator.calib,
+        calib=[x for x, _ in run.oneshot_batches[0]],
         test=dm.test_dataloader(),
         num_classes=dm.num_classes,
         in_channels=dm.in_channels,
@@ -469,6 +604,7 @@ STAGES = {
     "search": (search, search_done),
     "derive": (derive, derive_done),
     "finetune": (finetune, finetune_done),
+    "split": (split, split_done),
     "sample": (sample, sample_done),
     "evolve": (evolve, evolve_done),
     "export": (export, export_done),

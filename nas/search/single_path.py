@@ -29,6 +29,7 @@ import torch
 from nas.errors import ConfigError
 from nas.search.strategies import Strategy, register_strategy
 from nas.spaces import Arch, OpWeights, SearchSpace, searchable_cells
+from nas.split.restriction import Allowed, Restriction
 from nas.supernet import MixedOp, Supernet
 
 SAMPLERS = ("uniform", "fair", "sandwich")
@@ -75,10 +76,17 @@ class SinglePathStrategy(Strategy):
         seed: int = 0,
         supernet: Supernet | None = None,
         sandwich_random: int = 2,
+        allowed: Allowed | None = None,
     ) -> None:
         super().__init__(space)
         if sampler not in SAMPLERS:
             raise ConfigError(f"unknown search.sampler {sampler!r}; known: {list(SAMPLERS)}")
+        if allowed is not None and sampler != "uniform":
+            raise ConfigError(
+                f"a split supernet trains with search.sampler=uniform, not {sampler!r}"
+            )
+        #: a sub-supernet's restriction (NAS-LID splits): only its archs are drawn
+        self.restriction = Restriction.from_json(space, allowed) if allowed is not None else None
         if sampler == "fair" and not space.independent_edges:
             raise ConfigError(
                 f"search.sampler=fair needs a space whose edges choose ops independently; "
@@ -103,7 +111,10 @@ class SinglePathStrategy(Strategy):
         return {k: torch.full((e, n), 1.0 / n) for k, e in self.space.cell_edges.items()}
 
     def sample(self) -> OpWeights:
-        """One uniformly random path's one-hot op weights ``{kind: [edges, ops]}``."""
+        """One uniformly random path's one-hot op weights ``{kind: [edges, ops]}`` (of the
+        restriction's archs, when there is one)."""
+        if self.restriction is not None:
+            return self.restriction.sample(self.rng)
         return self.space.one_hot(self.space.sample(self.rng))
 
     def fair_paths(self) -> list[OpWeights]:
@@ -147,6 +158,7 @@ def _factory(space: SearchSpace, cfg: Mapping[str, Any], supernet: Supernet | No
         cfg.get("seed", 0),
         supernet,
         cfg.get("sandwich_random", 2),
+        cfg.get("allowed"),
     )
 
 

@@ -1,0 +1,143 @@
+"""NAS-LID: the LID estimate, op splits, restrictions that partition the space, routing, the
+split stage on offline data, and the gradient-matching comparison behind the same interface."""
+
+import itertools
+import random
+
+import pytest
+import torch
+
+from nas.errors import ConfigError
+from nas.evaluate.base import Cost, Score
+from nas.evaluate.proxies import lid_mle
+from nas.io import read_json
+from nas.pipeline import run
+from nas.spaces import NB201_OPS, get_space
+from nas.split.measure import bipartition, choose_split, cosine_similarity
+from nas.split.restriction import Restriction
+from nas.split.routed import RoutedEvaluator
+from nas.supernet import build_supernet
+
+SPACE = get_space("nb201")
+
+
+@pytest.mark.parametrize("dim", [3, 6])
+def test_lid_of_a_curved_manifold_in_64_dimensions_is_its_dimension(dim):
+    """Points on a smooth ``dim``-dimensional manifold (a random nonlinear map of a ``dim``-cube)
+    embedded in 64 dimensions: the MLE of the local intrinsic dimension is close to ``dim``."""
+    g = torch.Generator().manual_seed(dim)
+    t = torch.rand(4000, dim, generator=g, dtype=torch.float64)
+    a = torch.randn(dim, 64, generator=g, dtype=torch.float64)
+    b = torch.randn(dim, 64, generator=g, dtype=torch.float64)
+    points = torch.cat([t @ a, torch.sin(2 * t @ b)], dim=1)  # [4000, 128]
+    estimate = lid_mle(points, k=20).median().item()
+    assert estimate == pytest.approx(dim, rel=0.2)
+
+
+def test_bipartition_splits_the_ops_in_two_disjoint_groups_along_the_similarity():
+    ops = [0, 1, 2, 3, 4]
+    vectors = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.95, 0.05]])
+    part = bipartition(ops, cosine_similarity(vectors))
+    a, b = map(set, part.groups)
+    assert a and b and not a & b and a | b == set(ops)
+    assert {frozenset(a), frozenset(b)} == {frozenset({0, 1, 4}), frozenset({2, 3})}
+    alike = torch.ones(5, 2) + 0.01 * torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    assert (
+        part.cut < 0.5 < bipartition(ops, cosine_similarity(alike)).cut
+    )  # alike ops: no clean cut
+
+
+def _tree(levels: int) -> list[Restriction]:
+    """Leaves of a tree that splits a random splittable edge of each leaf into two groups."""
+    rng = random.Random(levels)
+    leaves = [Restriction.full(SPACE)]
+    for _ in range(levels):
+        new = []
+        for leaf in leaves:
+            kind, edge = rng.choice(leaf.splittable())
+            ops = list(leaf.allowed[kind][edge])
+            rng.shuffle(ops)
+            cut = rng.randrange(1, len(ops))
+            new += [leaf.narrowed(kind, edge, ops[:cut]), leaf.narrowed(kind, edge, ops[cut:])]
+        leaves = new
+    return leaves
+
+
+class Constant:
+    source = "oneshot"
+    space = SPACE
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.asked: list = []
+
+    def evaluate(self, archs):
+        self.asked += archs
+        return [Score(self.value, "oneshot", Cost()) for _ in archs]
+
+
+def test_routing_sends_every_nb201_arch_to_exactly_one_sub_supernet():
+    leaves = _tree(3)
+    routed = RoutedEvaluator(SPACE, [(r, Constant(float(i))) for i, r in enumerate(leaves)])
+    archs = list(itertools.product(NB201_OPS, repeat=6))
+    counts = [0] * len(leaves)
+    for arch in archs:
+        counts[routed.route(arch)] += 1
+    assert sum(counts) == 5**6 and all(counts)
+    sample = archs[::997]
+    scores = routed.evaluate(sample)  # in the order asked, each by its own leaf
+    assert [s.value for s in scores] == [float(routed.route(a)) for a in sample]
+    overlapping = [(Restriction.full(SPACE), Constant(0.0)), (leaves[0], Constant(1.0))]
+    inside = next(a for a in archs if leaves[0].allows(a))
+    with pytest.raises(ValueError, match="allowed by 2 sub-supernets, not one"):
+        RoutedEvaluator(SPACE, overlapping).route(inside)
+
+
+@pytest.mark.parametrize("method", ["lid", "gm"])
+def test_both_comparisons_choose_a_split_and_leave_the_supernet_as_it_was(method):
+    torch.manual_seed(0)
+    net = build_supernet(SPACE, 10, c=4, n_cells=1)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    batches = [(torch.randn(32, 3, 8, 8), torch.randint(0, 10, (32,)))]
+    split = choose_split(net, Restriction.full(SPACE), batches, method, paths=1)
+    assert set(split.cuts) == {f"cell:{e}" for e in range(6)}
+    assert split.cuts[f"{split.kind}:{split.edge}"] == min(split.cuts.values())
+    a, b = map(set, split.groups)
+    assert a and b and not a & b and a | b == set(range(5))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_a_split_needs_independent_edges(tiny_cfg):
+    with pytest.raises(ConfigError, match="space=nb201"):
+        run(tiny_cfg("search=nas_lid"))  # tiny_cfg's space is darts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("search", ["nas_lid", "gm"])
+def test_the_split_search_runs_the_pipeline_on_offline_data(search, tiny_cfg, tmp_path):
+    """``search=nas_lid`` (and ``gm``) on synthetic data: the split writes two fine-tuned
+    sub-supernets, the sample and evolve stages score every arch with its own, and the
+    export takes the final arch's weights from it."""
+    result = run(
+        tiny_cfg(
+            "space=nb201",
+            f"search={search}",
+            "stages=[search,derive,finetune,split,sample,evolve,export]",
+            "split.levels=1",
+            "split.epochs=1",
+            "split.batches=1",
+            "split.paths=1",
+            "sample.size=6",
+            "evolution.budget=4",
+            "oneshot.batch_size=32",
+            "export.onnx=false",
+            "export.plots=false",
+        )
+    )
+    tree = read_json(tmp_path / "splits.json")
+    assert tree["done"] and tree["level"] == 1 and len(tree["leaves"]) == 2
+    assert all((tmp_path / leaf["file"]).exists() for leaf in tree["leaves"])
+    (split,) = tree["splits"]
+    assert sorted([*split["groups"][0], *split["groups"][1]]) == list(range(5))
+    assert len(tree["peak_mb"]) == 1
+    assert result.final is not None and SPACE.from_json(result.final)
