@@ -11,7 +11,11 @@ DARTS epoch costs several single-path epochs). Rows (``--rows``):
 * ``spos-uniform``, ``spos-fair``, ``spos-sandwich``: single-path training with that sampler;
 * ``default``: exactly what the default pipeline does: the experiment's search (first-order
   DARTS), then the single-path fine-tune (``finetune.*`` defaults), the budget split between
-  them in the ratio of the experiment's ``search.epochs`` to ``finetune.epochs``.
+  them in the ratio of the experiment's ``search.epochs`` to ``finetune.epochs``;
+* ``nas_lid``, ``gm``: a single-path supernet split ``--split-levels`` times (NAS-LID's LID
+  comparison, or gradient matching), half the budget for the warm-up and half for the
+  sub-supernets' fine-tunes; scored by routing each cell to its sub-supernet. The peak memory
+  of the split comparisons is reported beside.
 
 Every row is scored by the pipeline's ``OneShotEvaluator`` (its default calibration and
 validation settings, ``oneshot.*``) on the same 100 random cells (seed 0) and the table's top
@@ -58,7 +62,10 @@ ROWS = {
     "spos-fair": ["search=spos", "search.sampler=fair"],
     "spos-sandwich": ["search=spos", "search.sampler=sandwich"],
     "default": [],
+    "nas_lid": ["search=nas_lid"],
+    "gm": ["search=gm"],
 }
+SPLIT_ROWS = ("nas_lid", "gm")
 
 
 def compose(overrides: list[str]):
@@ -111,8 +118,19 @@ def epoch_seconds(base: list[str], search: list[str], probe_dir: Path) -> float:
     return timer.seconds[0]
 
 
-def row_overrides(name: str, base: list[str], budget_s: float, probe_dir: Path):
-    """The overrides of row ``name`` with its epochs fitted to the budget, and its epochs."""
+def row_overrides(name: str, base: list[str], budget_s: float, probe_dir: Path, levels: int):
+    """The overrides of row ``name`` with its epochs fitted to the budget, and its epochs.
+
+    A split row spends half the budget on the single-path warm-up and half on fine-tuning
+    the ``2 + 4 + ... + 2**levels`` sub-supernets its ``levels`` create (the comparisons
+    that choose the splits are not training: their time is reported apart)."""
+    if name in SPLIT_ROWS:
+        per_epoch = epoch_seconds(base, ROWS[name], probe_dir / name)
+        warm = max(1, math.floor(budget_s / 2 / per_epoch))
+        trainings = 2 ** (levels + 1) - 2
+        each = max(1, math.floor(budget_s / 2 / per_epoch / trainings))
+        overrides = [*ROWS[name], f"search.epochs={warm}", f"split.levels={levels}"]
+        return [*overrides, f"split.epochs={each}"], {"search": warm, "split": each}
     if name != "default":
         per_epoch = epoch_seconds(base, ROWS[name], probe_dir / name)
         epochs = max(1, math.floor(budget_s / per_epoch))
@@ -190,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--every", type=int, default=0, help="default row: also score every N fine-tune epochs"
     )
+    p.add_argument(
+        "--split-levels", type=int, default=2, help="nas_lid and gm rows: 2-way split levels"
+    )
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
     if args.budget_minutes <= 0 or args.cells < 2 or args.top < 0 or args.every < 0:
@@ -216,13 +237,18 @@ def main(argv: list[str] | None = None) -> int:
         row_dir = args.run_dir / name
         done = row_dir / "row.json"
         setting = {"budget_minutes": args.budget_minutes, "overrides": args.override}
+        if name in SPLIT_ROWS:
+            setting["split_levels"] = args.split_levels
         if done.exists() and all(read_json(done).get(k) == v for k, v in setting.items()):
             rows[name] = read_json(done)  # a finished row of this setting: not redone
             continue
         if row_dir.exists():  # an unfinished row (its epochs may differ): start it over
             shutil.rmtree(row_dir)
-        overrides, epochs = row_overrides(name, base, budget_s, args.run_dir / "probe")
-        stages = "[search,derive,finetune]" if name == "default" else "[search,derive]"
+        overrides, epochs = row_overrides(
+            name, base, budget_s, args.run_dir / "probe", args.split_levels
+        )
+        stages = {"default": "[search,derive,finetune]", "nas_lid": "[search,derive,split]"}
+        stages = stages.get(name, stages["nas_lid"] if name in SPLIT_ROWS else "[search,derive]")
         if name == "default" and args.every:
             overrides += every_n_epochs(args.every)
         cfg = compose([*base, *overrides, f"stages={stages}", f"paths.output_dir={row_dir}"])
@@ -238,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cell = cells[r["best"]]
         r.update(epochs=epochs, train_seconds=seconds, cell=state.space.to_str(cell))
+        if name in SPLIT_ROWS:
+            tree = read_json(state.path("splits.json"))
+            r.update(split_peak_mb=max(tree["peak_mb"]), leaves=len(tree["leaves"]))
         r["cell_accuracy"] = table.value(cell, METRIC)
         if name == "default" and args.every:
             r["curve"] = finetune_curve(state, cells, truth, r["kendall"], epochs["finetune"])
@@ -255,14 +284,18 @@ def main(argv: list[str] | None = None) -> int:
         f"budget: {args.budget_minutes:g} min of training per row (2 cores); "
         f"{args.cells} random cells and the table's top {args.top}; {METRIC}"
     )
-    print("| row | epochs | Kendall τ | Spearman | Kendall τ (top) | one-shot range | cell acc |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| row | epochs | Kendall τ | Spearman | Kendall τ (top) | one-shot range | cell acc "
+        "| split peak MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         ep = " + ".join(str(v) for v in r["epochs"].values())
+        peak = f"{r['split_peak_mb']:.0f}" if "split_peak_mb" in r else "—"
         print(
             f"| {name} | {ep} | {r['kendall']:.3f} | {r['spearman']:.3f} "
             f"| {r.get('kendall_top', float('nan')):.3f} "
-            f"| {r['oneshot_min']:.1f}–{r['oneshot_max']:.1f} | {r['cell_accuracy']:.2f} |"
+            f"| {r['oneshot_min']:.1f}–{r['oneshot_max']:.1f} | {r['cell_accuracy']:.2f} | {peak} |"
         )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -281,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
                 "kendall": {n: r["kendall"] for n, r in rows.items()},
                 "kendall_top": {n: r.get("kendall_top") for n, r in rows.items()},
                 "derived_accuracy": {n: r["cell_accuracy"] for n, r in rows.items()},
+                "split_peak_mb": {
+                    n: r["split_peak_mb"] for n, r in rows.items() if "split_peak_mb" in r
+                },
             },
         )
         curve = rows.get("default", {}).get("curve")
