@@ -203,7 +203,9 @@ GROUPS = {
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUPS.items() for o in opts])
 def test_every_group_option_composes_and_passes_the_checks(group, option, tmp_path):
-    cfg = compose_cfg(f"{group}={option}", f"paths.output_dir={tmp_path}")
+    # the split searches need a space whose edges choose ops independently
+    space = ["space=nb201"] if (group, option) in {("search", "nas_lid"), ("search", "gm")} else []
+    cfg = compose_cfg(f"{group}={option}", *space, f"paths.output_dir={tmp_path}")
     OmegaConf.resolve(cfg)
     check_config(cfg)
     if group in ("callbacks", "logger") or (group == "trainer" and option == "cpu"):
