@@ -62,8 +62,9 @@ ROWS = {
     "spos-fair": ["search=spos", "search.sampler=fair"],
     "spos-sandwich": ["search=spos", "search.sampler=sandwich"],
     "default": [],
-    "nas_lid": ["search=nas_lid"],
-    "gm": ["search=gm"],
+    # one batch and one path per op keep a split comparison near a minute on this CPU
+    "nas_lid": ["search=nas_lid", "split.batches=1", "split.paths=1"],
+    "gm": ["search=gm", "split.batches=1", "split.paths=1"],
 }
 SPLIT_ROWS = ("nas_lid", "gm")
 
