@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,12 @@ from nas.errors import NasError
 from nas.io import atomic_writer
 
 M = TypeVar("M", bound=pl.LightningModule)
+
+# Lightning warns that a mid-epoch checkpoint of a manually optimised module holds the state
+# after the step's optimizer updates; that is the state a resume needs (the batch counts as done)
+warnings.filterwarnings(
+    "ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps"
+)
 
 #: hyperparameters a resumed training may change: a longer (or shorter) schedule
 RESUMABLE_CHANGES = frozenset({"epochs"})
