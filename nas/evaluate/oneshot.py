@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -23,6 +24,21 @@ def _tracking_bns(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
         for m in net.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
     ]
+
+
+@contextmanager
+def batchnorm_kept(net: nn.Module) -> Iterator[None]:
+    """Inside, forward passes may move ``net``'s BatchNorm running statistics and change its
+    train/eval mode; afterwards both are as they were."""
+    bns = _tracking_bns(net)
+    saved = [copy.deepcopy(bn.state_dict()) for bn in bns]
+    was_training = net.training
+    try:
+        yield
+    finally:
+        for bn, state in zip(bns, saved, strict=True):
+            bn.load_state_dict(state)
+        net.train(was_training)
 
 
 @torch.no_grad()
@@ -98,17 +114,10 @@ class OneShotEvaluator:
         return 100.0 * correct / total
 
     def evaluate(self, archs: Sequence[Arch]) -> list[Score]:
-        bns = _tracking_bns(self.supernet)
-        saved = [copy.deepcopy(bn.state_dict()) for bn in bns]
-        was_training = self.supernet.training
         scores = []
-        try:
+        with batchnorm_kept(self.supernet):
             for arch in archs:
                 start = time.perf_counter()
                 value = self._accuracy(arch)
                 scores.append(Score(value, self.source, Cost(time.perf_counter() - start)))
-        finally:
-            for bn, state in zip(bns, saved, strict=True):
-                bn.load_state_dict(state)
-            self.supernet.train(was_training)
         return scores

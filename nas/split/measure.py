@@ -16,24 +16,56 @@ Both leave the supernet's weights and BatchNorm statistics as they found them.
 
 from __future__ import annotations
 
-import copy
 import random
 import resource
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import SpectralClustering
+from torch import nn
 
-from nas.evaluate.proxies.layers import forward_with_hooks
-from nas.evaluate.proxies.lid import feature_layers, lid_mle
+from nas.evaluate.oneshot import batchnorm_kept
+from nas.evaluate.proxies.lid import lid
+from nas.spaces import OpWeights
 from nas.split.restriction import Restriction
 from nas.supernet import MixedOp, Supernet
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 METHODS = ("lid", "gm")
+
+
+def _with_each_op(
+    restriction: Restriction,
+    kind: str,
+    edge: int,
+    batches: Sequence[Batch],
+    paths: int,
+    rng: random.Random,
+) -> Iterator[tuple[int, OpWeights, Batch]]:
+    """``(i, weights, batch)``: for the ``i``-th allowed op of ``edge``, ``paths`` sampled
+    paths with that op fixed there (on the batches' device), each with every batch."""
+    device = batches[0][0].device
+    for i, op in enumerate(restriction.allowed[kind][edge]):
+        for _ in range(paths):
+            weights = restriction.with_op(rng, kind, edge, op)
+            weights = {k: w.to(device) for k, w in weights.items()}
+            for batch in batches:
+                yield i, weights, batch
+
+
+class _FixedPath(nn.Module):
+    """``supernet`` with its op weights fixed: a one-argument network for the ``lid`` proxy."""
+
+    def __init__(self, supernet: Supernet, weights: OpWeights) -> None:
+        super().__init__()
+        self.supernet = supernet
+        self.weights = weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, self.weights)
 
 
 def lid_vectors(
@@ -47,26 +79,13 @@ def lid_vectors(
     k: int = 20,
 ) -> torch.Tensor:
     """``[ops, layers]``: per allowed op of ``edge``, the mean (over ``paths`` sampled paths
-    and ``batches``) of each cell's output LID (MLE, ``k`` neighbours, train-mode BatchNorm)."""
-    layers = feature_layers(supernet)
-    ops = restriction.allowed[kind][edge]
-    out = torch.zeros(len(ops), len(layers), dtype=torch.float64)
+    and ``batches``) of the ``lid`` proxy: each cell's output LID (MLE, ``k`` neighbours,
+    train-mode BatchNorm)."""
+    rows: list[list[torch.Tensor]] = [[] for _ in restriction.allowed[kind][edge]]
     with torch.no_grad():
-        for i, op in enumerate(ops):
-            rows = []
-            for _ in range(paths):
-                weights = _on(restriction.with_op(rng, kind, edge, op), batches[0][0].device)
-                for x, _y in batches:
-                    feats: list[torch.Tensor] = []
-                    forward_with_hooks(
-                        _bound(supernet, weights),
-                        x,
-                        layers,
-                        lambda _m, _a, o, feats=feats: feats.append(o.detach()),
-                    )
-                    rows.append(torch.stack([lid_mle(f, k).mean() for f in feats]))
-            out[i] = torch.stack(rows).nanmean(0).cpu()
-    return out
+        for i, weights, (x, _y) in _with_each_op(restriction, kind, edge, batches, paths, rng):
+            rows[i].append(lid(_FixedPath(supernet, weights), x, k=k).double().cpu())
+    return torch.stack([torch.stack(r).nanmean(0) for r in rows])
 
 
 def gradient_vectors(
@@ -87,41 +106,18 @@ def gradient_vectors(
         for p in m.parameters()
     }
     shared = [p for p in supernet.parameters() if p.requires_grad and id(p) not in own]
-    ops = restriction.allowed[kind][edge]
-    out = torch.zeros(len(ops), sum(p.numel() for p in shared))
-    for i, op in enumerate(ops):
-        total = torch.zeros(out.shape[1], device=shared[0].device)
-        for _ in range(paths):
-            weights = _on(restriction.with_op(rng, kind, edge, op), batches[0][0].device)
-            for x, y in batches:
-                loss = F.cross_entropy(supernet(x, weights), y)
-                grads = torch.autograd.grad(loss, shared, allow_unused=True)
-                total += torch.cat(
-                    [
-                        (g if g is not None else torch.zeros_like(p)).flatten()
-                        for g, p in zip(grads, shared, strict=True)
-                    ]
-                )
-        out[i] = (total / (paths * len(batches))).cpu()
-    return out
-
-
-def _on(weights: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: w.to(device) for k, w in weights.items()}
-
-
-def _bound(supernet: Supernet, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """``supernet`` with ``weights`` fixed, as a one-argument module for the LID hooks."""
-
-    class Fixed(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.supernet = supernet
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.supernet(x, weights)
-
-    return Fixed()
+    size = sum(p.numel() for p in shared)
+    totals = torch.zeros(len(restriction.allowed[kind][edge]), size, device=shared[0].device)
+    for i, weights, (x, y) in _with_each_op(restriction, kind, edge, batches, paths, rng):
+        loss = F.cross_entropy(supernet(x, weights), y)
+        grads = torch.autograd.grad(loss, shared, allow_unused=True)
+        totals[i] += torch.cat(
+            [
+                (g if g is not None else torch.zeros_like(p)).flatten()
+                for g, p in zip(grads, shared, strict=True)
+            ]
+        )
+    return (totals / (paths * len(batches))).cpu()
 
 
 def cosine_similarity(vectors: torch.Tensor) -> np.ndarray:
@@ -183,12 +179,10 @@ def choose_split(
     """The splittable edge whose ops ``method`` separates most cleanly into two groups."""
     if method not in METHODS:
         raise ValueError(f"unknown split method {method!r}; known: {list(METHODS)}")
-    state = copy.deepcopy(supernet.state_dict())  # train-mode forwards move BN statistics
-    was_training = supernet.training
     rng = random.Random(seed)
     best: tuple[float, str, int, Bipartition] | None = None
     cuts = {}
-    try:
+    with batchnorm_kept(supernet):  # train-mode forwards move BN statistics
         for kind, edge in restriction.splittable():
             if method == "lid":
                 vectors = lid_vectors(supernet, restriction, kind, edge, batches, paths, rng, k)
@@ -201,10 +195,6 @@ def choose_split(
             cuts[f"{kind}:{edge}"] = part.cut
             if best is None or part.cut < best[0]:
                 best = (part.cut, kind, edge, part)
-    finally:
-        supernet.load_state_dict(state)
-        supernet.train(was_training)
-        supernet.zero_grad(set_to_none=True)
     if best is None:
         raise ValueError("no edge left to split: every edge allows a single op")
     _, kind, edge, part = best
