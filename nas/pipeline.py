@@ -77,7 +77,7 @@ from nas.search.checkpoints import check_resumable, module_from_checkpoint
 from nas.spaces import Arch
 from nas.split.measure import PeakMemory, choose_split
 from nas.split.restriction import Restriction
-from nas.split.routed import RoutedEvaluator
+from nas.split.routed import RoutedEvaluator, route
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class Run:
         """The supernet whose weights ``arch`` inherits: its sub-supernet after a split."""
         if self.leaves is None:
             return self.supernet_module
-        return next(m for r, m in self.leaves if r.allows(arch))
+        return self.leaves[route([r for r, _ in self.leaves], arch)][1]
 
     @cached_property
     def evaluator(self) -> Evaluator:

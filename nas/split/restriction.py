@@ -55,11 +55,15 @@ class Restriction:
         return Restriction(self.space, {**self.allowed, kind: tuple(edges)})
 
     def allows(self, arch: Arch) -> bool:
-        for kind, w in self.space.one_hot(arch).items():
-            for e, row in enumerate(w.argmax(dim=1).tolist()):
-                if row not in self.allowed[kind][e]:
-                    return False
-        return True
+        return self.admits(op_rows(self.space, arch))
+
+    def admits(self, rows: Mapping[str, Sequence[int]]) -> bool:
+        """Whether an arch with the op indices ``rows`` (:func:`op_rows`) is allowed."""
+        return all(
+            op in allowed
+            for kind, ops in rows.items()
+            for op, allowed in zip(ops, self.allowed[kind], strict=True)
+        )
 
     def sample(self, rng: random.Random) -> OpWeights:
         """One-hot op weights of a uniformly random allowed arch."""
@@ -81,3 +85,8 @@ class Restriction:
     def splittable(self) -> list[tuple[str, int]]:
         """The edges that still allow two ops or more: ``(kind, edge)``."""
         return [(k, e) for k, v in self.allowed.items() for e, ops in enumerate(v) if len(ops) > 1]
+
+
+def op_rows(space: SearchSpace, arch: Arch) -> dict[str, list[int]]:
+    """``{kind: [op index per edge]}`` of ``arch``."""
+    return {k: w.argmax(dim=1).tolist() for k, w in space.one_hot(arch).items()}

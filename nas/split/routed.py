@@ -7,7 +7,20 @@ from collections.abc import Sequence
 
 from nas.evaluate.base import Evaluator, Score
 from nas.spaces import Arch, SearchSpace
-from nas.split.restriction import Restriction
+from nas.split.restriction import Restriction, op_rows
+
+
+def route(restrictions: Sequence[Restriction], arch: Arch) -> int:
+    """The index of the one restriction that allows ``arch``; ``ValueError`` when not one does
+    (restrictions that do not partition the space)."""
+    rows = op_rows(restrictions[0].space, arch)
+    hits = [i for i, r in enumerate(restrictions) if r.admits(rows)]
+    if len(hits) != 1:
+        raise ValueError(
+            f"{restrictions[0].space.to_str(arch)} is allowed by {len(hits)} sub-supernets, "
+            f"not one: the restrictions do not partition the space"
+        )
+    return hits[0]
 
 
 class RoutedEvaluator:
@@ -25,13 +38,7 @@ class RoutedEvaluator:
 
     def route(self, arch: Arch) -> int:
         """The index of the route whose restriction allows ``arch``."""
-        hits = [i for i, (r, _) in enumerate(self.routes) if r.allows(arch)]
-        if len(hits) != 1:
-            raise ValueError(
-                f"{self.space.to_str(arch)} is allowed by {len(hits)} sub-supernets, not one: "
-                f"the restrictions do not partition the space"
-            )
-        return hits[0]
+        return route([r for r, _ in self.routes], arch)
 
     def evaluate(self, archs: Sequence[Arch]) -> list[Score]:
         by_route: dict[int, list[int]] = {}
