@@ -116,14 +116,8 @@ def _candidates(
     return list(out)
 
 
-def _rank(
-    predictor: Predictor | None, cands: list[Arch], explore: float, rng: random.Random | None
-) -> list[Arch]:
-    """``cands`` by the fitted ``predictor``'s score plus ``explore`` times its std, best first;
-    without a predictor, shuffled by ``rng`` (the ablation of a predictor-free local search)
-    or, while there is no ``rng`` (a predictor not fitted yet), in the given order."""
-    if predictor is None:
-        return rng.sample(cands, len(cands)) if rng is not None else cands
+def _rank(predictor: Predictor, cands: list[Arch], explore: float) -> list[Arch]:
+    """``cands`` by the fitted ``predictor``'s score plus ``explore`` times its std, best first."""
     pred = predictor.predict(cands)
     utility = (pred.mean + explore * pred.std).tolist()
     return [cands[i] for i in sorted(range(len(cands)), key=lambda i: -utility[i])]
@@ -189,6 +183,9 @@ def refine(
             continue
         if screen is not None:
             cands = screen.best(cands, max(cfg.q, round(cfg.prescreen_keep * len(cands))))
-        cands = _rank(fitted, cands, cfg.explore, rng if predictor is None else None)
+        if predictor is None:  # the ablation of a predictor-free local search
+            cands = rng.sample(cands, len(cands))
+        elif fitted is not None:  # else, in the order they were found
+            cands = _rank(fitted, cands, cfg.explore)
         run.score(cands[: min(cfg.q, run.remaining)], stage="refine")
     return run
