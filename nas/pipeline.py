@@ -527,6 +527,7 @@ def export(run: Run) -> None:
         module.hparams["space"],
         module.supernet,
         entries,
+        best,
         algorithm=run.cfg.evolution.algorithm,
         calib=[x for x, _ in run.oneshot_batches[0]],
         test=dm.test_dataloader(),

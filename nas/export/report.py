@@ -14,7 +14,6 @@ from torch import nn
 
 from nas.evaluate import recalibrate_bn
 from nas.evolution import Entry
-from nas.evolution.archive import ranked
 from nas.export.cost import count_flops, count_params
 from nas.export.subnet import build_subnet, save_subnet
 from nas.files import (
@@ -52,6 +51,7 @@ def export_final(
     space_cfg: Mapping[str, Any],
     supernet: nn.Module,
     entries: Sequence[Entry],
+    best: Entry,
     algorithm: str,
     calib: Sequence[torch.Tensor],
     test: Batches,
@@ -61,7 +61,8 @@ def export_final(
     onnx: bool = True,
     plots: bool = True,
 ) -> dict[str, Any]:
-    """Export the best of ``entries`` (one-shot scores) and return ``final.json``'s record.
+    """Export ``best`` (the best of ``entries``, the one-shot scores) and return
+    ``final.json``'s record.
 
     The arch's single-path network inherits ``supernet``'s weights, its BatchNorm statistics
     are recalibrated on ``calib`` (the one-shot evaluator's inputs, so it is the network that
@@ -70,7 +71,6 @@ def export_final(
     its presence marks the stage done.
     """
     start = time.perf_counter()
-    best = max(entries, key=lambda e: ranked(e.score.value))
     device = next(supernet.parameters()).device
     net = build_subnet(
         space,
