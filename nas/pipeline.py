@@ -267,12 +267,7 @@ def search(run: Run) -> None:
     (and, through the ``diagnostics`` callback, ``wiring.jsonl`` and ``wiring/``)."""
     cfg = run.cfg
     datamodule = SearchDataModule(cfg.dataset, cfg.seed)  # Lightning runs prepare_data, then setup
-    module = SupernetModule(
-        space=OmegaConf.to_container(cfg.space, resolve=True),
-        search=OmegaConf.to_container(cfg.search, resolve=True),
-        num_classes=datamodule.num_classes,
-        in_channels=datamodule.in_channels,
-    )
+    module = SupernetModule.from_config(cfg, datamodule.num_classes, datamodule.in_channels)
     trainer = build_trainer(cfg, run.dir, [ArchitectureWriter(run.dir)])
     for logger in trainer.loggers:  # the whole resolved config beside the module's own
         logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})

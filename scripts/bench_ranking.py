@@ -43,7 +43,6 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 from bench_strategies import timed_trainer
-from omegaconf import OmegaConf
 from scipy.stats import kendalltau, spearmanr
 
 from nas.config import register_configs
@@ -109,12 +108,8 @@ def epoch_seconds(base: list[str], search: list[str], probe_dir: Path) -> float:
     cfg = compose([*base, *search, "search.epochs=1", f"paths.output_dir={probe_dir}"])
     timer = EpochTimer()
     state = Run(cfg)
-    module = SupernetModule(
-        space=OmegaConf.to_container(cfg.space, resolve=True),
-        search=OmegaConf.to_container(cfg.search, resolve=True),
-        num_classes=state.datamodule.num_classes,
-        in_channels=state.datamodule.in_channels,
-    )
+    dm = state.datamodule
+    module = SupernetModule.from_config(cfg, dm.num_classes, dm.in_channels)
     timed_trainer(timer, num_sanity_val_steps=0).fit(module, datamodule=state.datamodule)
     return timer.seconds[0]
 

@@ -48,7 +48,6 @@ TINY = (
 def search_module(cfg: DictConfig):
     """``(SearchDataModule, SupernetModule)`` of a composed config, set up, seed 0."""
     import pytorch_lightning as pl
-    from omegaconf import OmegaConf
 
     from nas.data import SearchDataModule
     from nas.search import SupernetModule
@@ -56,12 +55,7 @@ def search_module(cfg: DictConfig):
     pl.seed_everything(0)
     dm = SearchDataModule(cfg.dataset)
     dm.setup()
-    module = SupernetModule(
-        space=OmegaConf.to_container(cfg.space, resolve=True),
-        search=OmegaConf.to_container(cfg.search, resolve=True),
-        num_classes=dm.num_classes,
-        in_channels=dm.in_channels,
-    )
+    module = SupernetModule.from_config(cfg, dm.num_classes, dm.in_channels)
     return dm, module
 
 

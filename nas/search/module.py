@@ -60,6 +60,18 @@ class SupernetModule(pl.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    @classmethod
+    def from_config(cls, cfg: Any, num_classes: int, in_channels: int) -> SupernetModule:
+        """The module of a run config's ``space`` and ``search`` (resolved to plain mappings)."""
+        from omegaconf import OmegaConf
+
+        return cls(
+            space=OmegaConf.to_container(cfg.space, resolve=True),
+            search=OmegaConf.to_container(cfg.search, resolve=True),
+            num_classes=num_classes,
+            in_channels=in_channels,
+        )
+
     @property
     def search_hparams(self) -> Mapping[str, Any]:
         return self.hparams["search"]
