@@ -334,6 +334,8 @@ def check_config(cfg: Any) -> None:
     """
     from omegaconf import OmegaConf
 
+    from nas.spaces import get_space
+
     for key, least in _AT_LEAST:
         value = OmegaConf.select(cfg, key)
         if value is not None and value < least:
@@ -352,8 +354,6 @@ def check_config(cfg: Any) -> None:
             f"{cfg.search.epochs}: the architecture parameters never train",
             stacklevel=2,
         )
-    from nas.spaces import get_space
-
     if cfg.split.method is not None and not get_space(cfg.space.name).independent_edges:
         raise ConfigError(
             f"split.method={cfg.split.method} splits edges whose ops are chosen independently; "

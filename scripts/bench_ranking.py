@@ -243,8 +243,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides, epochs = row_overrides(
             name, base, budget_s, args.run_dir / "probe", args.split_levels
         )
-        stages = {"default": "[search,derive,finetune]", "nas_lid": "[search,derive,split]"}
-        stages = stages.get(name, stages["nas_lid"] if name in SPLIT_ROWS else "[search,derive]")
+        stages = "[search,derive]"
+        if name == "default":
+            stages = "[search,derive,finetune]"
+        elif name in SPLIT_ROWS:
+            stages = "[search,derive,split]"
         if name == "default" and args.every:
             overrides += every_n_epochs(args.every)
         cfg = compose([*base, *overrides, f"stages={stages}", f"paths.output_dir={row_dir}"])
