@@ -271,6 +271,8 @@ _AT_LEAST = (
     ("search.kl_weight", 0),
     ("search.sandwich_random", 0),
     ("finetune.epochs", 0),
+    ("predictor.max_pairs", 1),
+    ("predictor.k_nearest", 1),
     ("split.levels", 1),
     ("split.epochs", 0),
     ("split.batches", 1),
@@ -364,6 +366,8 @@ def check_config(cfg: Any) -> None:
             f"split.method={cfg.split.method} trains its sub-supernets on one process: run the "
             f"split without trainer=ddp (e.g. stages=[split,sample,evolve,export] trainer=gpu)"
         )
+    if not 0 < cfg.predictor.decay <= 1:
+        raise ConfigError(f"predictor.decay={cfg.predictor.decay} must be in (0, 1]")
     if cfg.search.tau_max < cfg.search.tau_min:
         raise ConfigError(
             f"search.tau_max={cfg.search.tau_max} must be >= search.tau_min={cfg.search.tau_min}"

@@ -361,6 +361,11 @@ def split(run: Run) -> None:
             "leaves": [{"id": "", "allowed": full, "file": None}],
         }
     )
+    if tree["method"] != c.method:
+        raise NasError(
+            f"{path} holds a split by split.method={tree['method']}, not {c.method}: rerun with "
+            f"split.method={tree['method']} to continue it, or start over in a new hydra.run.dir"
+        )
     batches = run.datamodule.fixed_batches(
         "weights", c.batches, run.cfg.oneshot.batch_size, seed=run.cfg.seed
     )

@@ -173,6 +173,8 @@ def test_trainer_is_a_lightning_trainer(tmp_path):
         ("evolution.algorithm=bayesian", "evolution.algorithm"),
         ("evolution.refine.q=0", "refine.q"),
         ("evolution.refine.smooth=2", "refine.smooth"),
+        ("predictor.decay=0", "predictor.decay"),
+        ("predictor.max_pairs=0", "predictor.max_pairs"),
         ("constraints.max_params=0", "constraints.max_params"),
     ],
 )

@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, NasError
 from nas.evaluate.base import Cost, Score
 from nas.evaluate.proxies import lid_mle
 from nas.io import read_json
@@ -141,3 +141,9 @@ def test_the_split_search_runs_the_pipeline_on_offline_data(search, tiny_cfg, tm
     assert sorted([*split["groups"][0], *split["groups"][1]]) == list(range(5))
     assert len(tree["peak_mb"]) == 1
     assert result.final is not None and SPACE.from_json(result.final)
+
+
+def test_a_split_of_another_method_is_not_continued(tiny_cfg, tmp_path):
+    (tmp_path / "splits.json").write_text('{"method": "gm", "level": 0, "done": false}')
+    with pytest.raises(NasError, match=r"splits\.json holds a split by split\.method=gm, not lid"):
+        run(tiny_cfg("space=nb201", "search=nas_lid", "stages=[split]"))
