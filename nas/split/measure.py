@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import resource
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,14 +37,17 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 METHODS = ("lid", "gm")
 
 
-def _with_each_op(
+Probe = tuple[int, OpWeights, Batch]
+
+
+def op_probes(
     restriction: Restriction,
     kind: str,
     edge: int,
     batches: Sequence[Batch],
     paths: int,
     rng: random.Random,
-) -> Iterator[tuple[int, OpWeights, Batch]]:
+) -> Iterator[Probe]:
     """``(i, weights, batch)``: for the ``i``-th allowed op of ``edge``, ``paths`` sampled
     paths with that op fixed there (on the batches' device), each with every batch."""
     device = batches[0][0].device
@@ -68,37 +71,21 @@ class _FixedPath(nn.Module):
         return self.supernet(x, self.weights)
 
 
-def lid_vectors(
-    supernet: Supernet,
-    restriction: Restriction,
-    kind: str,
-    edge: int,
-    batches: Sequence[Batch],
-    paths: int,
-    rng: random.Random,
-    k: int = 20,
-) -> torch.Tensor:
-    """``[ops, layers]``: per allowed op of ``edge``, the mean (over ``paths`` sampled paths
-    and ``batches``) of the ``lid`` proxy: each cell's output LID (MLE, ``k`` neighbours,
-    train-mode BatchNorm)."""
-    rows: list[list[torch.Tensor]] = [[] for _ in restriction.allowed[kind][edge]]
+def lid_vectors(supernet: Supernet, probes: Iterable[Probe], ops: int, k: int = 20) -> torch.Tensor:
+    """``[ops, layers]``: per op, the mean over its ``probes`` of the ``lid`` proxy: each
+    cell's output LID (MLE, ``k`` neighbours, train-mode BatchNorm)."""
+    rows: list[list[torch.Tensor]] = [[] for _ in range(ops)]
     with torch.no_grad():
-        for i, weights, (x, _y) in _with_each_op(restriction, kind, edge, batches, paths, rng):
+        for i, weights, (x, _y) in probes:
             rows[i].append(lid(_FixedPath(supernet, weights), x, k=k).double().cpu())
     return torch.stack([torch.stack(r).nanmean(0) for r in rows])
 
 
 def gradient_vectors(
-    supernet: Supernet,
-    restriction: Restriction,
-    kind: str,
-    edge: int,
-    batches: Sequence[Batch],
-    paths: int,
-    rng: random.Random,
+    supernet: Supernet, probes: Iterable[Probe], ops: int, edge: int
 ) -> torch.Tensor:
-    """``[ops, P]``: per allowed op of ``edge``, the mean gradient of the cross-entropy loss
-    with respect to every weight outside that edge's mixed ops (GM-NAS's shared weights)."""
+    """``[ops, P]``: per op, the mean over its ``probes`` of the cross-entropy loss's gradient
+    with respect to every weight outside the mixed ops of ``edge`` (GM-NAS's shared weights)."""
     own = {
         id(p)
         for name, m in supernet.named_modules()
@@ -106,9 +93,9 @@ def gradient_vectors(
         for p in m.parameters()
     }
     shared = [p for p in supernet.parameters() if p.requires_grad and id(p) not in own]
-    size = sum(p.numel() for p in shared)
-    totals = torch.zeros(len(restriction.allowed[kind][edge]), size, device=shared[0].device)
-    for i, weights, (x, y) in _with_each_op(restriction, kind, edge, batches, paths, rng):
+    totals = torch.zeros(ops, sum(p.numel() for p in shared), device=shared[0].device)
+    counts = torch.zeros(ops, 1, device=totals.device)
+    for i, weights, (x, y) in probes:
         loss = F.cross_entropy(supernet(x, weights), y)
         grads = torch.autograd.grad(loss, shared, allow_unused=True)
         totals[i] += torch.cat(
@@ -117,7 +104,8 @@ def gradient_vectors(
                 for g, p in zip(grads, shared, strict=True)
             ]
         )
-    return (totals / (paths * len(batches))).cpu()
+        counts[i] += 1
+    return (totals / counts).cpu()
 
 
 def cosine_similarity(vectors: torch.Tensor) -> np.ndarray:
@@ -184,14 +172,16 @@ def choose_split(
     cuts = {}
     with batchnorm_kept(supernet):  # train-mode forwards move BN statistics
         for kind, edge in restriction.splittable():
+            ops = restriction.allowed[kind][edge]
+            probes = op_probes(restriction, kind, edge, batches, paths, rng)
             if method == "lid":
-                vectors = lid_vectors(supernet, restriction, kind, edge, batches, paths, rng, k)
+                vectors = lid_vectors(supernet, probes, len(ops), k)
                 # LID vectors are positive and alike (cosine ~0.999 between any two ops):
                 # compare the ops by their deviations from the edge's mean vector
                 vectors = vectors - vectors.mean(0)
             else:
-                vectors = gradient_vectors(supernet, restriction, kind, edge, batches, paths, rng)
-            part = bipartition(restriction.allowed[kind][edge], cosine_similarity(vectors), seed)
+                vectors = gradient_vectors(supernet, probes, len(ops), edge)
+            part = bipartition(ops, cosine_similarity(vectors), seed)
             cuts[f"{kind}:{edge}"] = part.cut
             if best is None or part.cut < best[0]:
                 best = (part.cut, kind, edge, part)
