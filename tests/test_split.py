@@ -4,6 +4,7 @@ split stage on offline data, and the gradient-matching comparison behind the sam
 import itertools
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +14,7 @@ from nas.evaluate.proxies import lid_mle
 from nas.io import read_json
 from nas.pipeline import run
 from nas.spaces import NB201_OPS, get_space
-from nas.split.measure import bipartition, choose_split, cosine_similarity
+from nas.split.measure import affinities, bipartition, choose_split, cosine_similarity
 from nas.split.restriction import Restriction
 from nas.split.routed import RoutedEvaluator
 from nas.supernet import build_supernet
@@ -37,14 +38,24 @@ def test_lid_of_a_curved_manifold_in_64_dimensions_is_its_dimension(dim):
 def test_bipartition_splits_the_ops_in_two_disjoint_groups_along_the_similarity():
     ops = [0, 1, 2, 3, 4]
     vectors = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.95, 0.05]])
-    part = bipartition(ops, cosine_similarity(vectors))
+    alike = torch.ones(5, 2) + 0.01 * torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    two, one = affinities([cosine_similarity(vectors), cosine_similarity(alike)])
+    part = bipartition(ops, two)
     a, b = map(set, part.groups)
     assert a and b and not a & b and a | b == set(ops)
     assert {frozenset(a), frozenset(b)} == {frozenset({0, 1, 4}), frozenset({2, 3})}
-    alike = torch.ones(5, 2) + 0.01 * torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
-    assert (
-        part.cut < 0.5 < bipartition(ops, cosine_similarity(alike)).cut
-    )  # alike ops: no clean cut
+    assert part.cut < 0.5 < bipartition(ops, one).cut  # alike ops: no clean cut
+    # on its own scale the alike edge would look separable: the scale must be shared
+    assert bipartition(ops, affinities([cosine_similarity(alike)])[0]).cut < 0.5
+
+
+def test_affinities_share_one_scale_and_keep_a_single_op_edge_out():
+    similar = np.array([[1.0, 0.999], [0.999, 1.0]])
+    apart = np.array([[1.0, 0.9], [0.9, 1.0]])
+    a, b = affinities([similar, apart])
+    assert np.allclose(np.diag(a), 1) and np.allclose(a, a.T) and (a > 0).all()
+    assert b[0, 1] < a[0, 1]  # farther apart, less affine, on the same scale
+    assert [x[0, 1] for x in affinities([np.ones((2, 2)), np.ones((2, 2))])] == [1.0, 1.0]
 
 
 def _tree(levels: int) -> list[Restriction]:

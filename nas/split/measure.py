@@ -4,8 +4,7 @@
 (arXiv 2211.12759) characterises an op on an edge by the layer-wise local intrinsic
 dimension (LID) of the supernet's features with that op fixed there (the other edges sampled
 from the sub-supernet's archs), and splits the supernet along the edge whose ops fall most
-clearly into two groups by the cosine similarity of those LID vectors (here of their
-deviations from the edge's mean vector: raw LID vectors are positive and alike).
+clearly into two groups by the cosine similarity of those LID vectors.
 "Generalizing Few-Shot NAS with Gradient Matching" (GM-NAS, arXiv 2203.15207) compares
 the ops by the cosine similarity of the gradients they induce on the shared weights; it is
 here behind the same interface (``method="gm"``), at the memory cost of one gradient of the
@@ -114,6 +113,23 @@ def cosine_similarity(vectors: torch.Tensor) -> np.ndarray:
     return F.cosine_similarity(v[:, None, :], v[None, :, :], dim=-1).numpy()
 
 
+def affinities(similarities: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Graph affinities ``exp(-(1 - cos) / s)`` of several edges' ``[n, n]`` cosine
+    similarities, with one scale ``s`` for all: the median cosine distance between two ops
+    of the same edge, over every edge.
+
+    One scale keeps the edges' cuts comparable: raw LID vectors are positive and alike
+    (cosine ~0.999 between any two ops), so the affinity must spread the small distances that
+    separate ops, but by the same measure on every edge (rescaling each edge on its own,
+    e.g. by centring its vectors, makes any edge look cleanly separable)."""
+    distances = np.concatenate(
+        [(1 - s)[np.triu_indices(len(s), 1)] for s in similarities if len(s) > 1] or [[]]
+    )
+    scale = float(np.median(distances)) if distances.size else 0.0
+    scale = scale if scale > 1e-12 else 1.0  # all alike: every affinity ~1, no clean cut
+    return [np.maximum(np.exp(-(1 - s) / scale), 1e-12) for s in similarities]
+
+
 @dataclass(frozen=True)
 class Bipartition:
     """Two groups of an edge's op indices and how well they separate (normalised cut of the
@@ -123,13 +139,12 @@ class Bipartition:
     cut: float
 
 
-def bipartition(ops: Sequence[int], similarity: np.ndarray, seed: int = 0) -> Bipartition:
-    """Split ``ops`` in two non-empty groups by spectral clustering of ``similarity`` (cosine;
-    the affinity of two ops is their similarity, or ~0 when they point apart)."""
+def bipartition(ops: Sequence[int], affinity: np.ndarray, seed: int = 0) -> Bipartition:
+    """Split ``ops`` in two non-empty groups by spectral clustering of their ``[n, n]``
+    ``affinity`` (symmetric, positive, 1 on the diagonal; see ``affinities``)."""
     n = len(ops)
     if n < 2:
         raise ValueError(f"an edge needs two ops or more to split, got {list(ops)}")
-    affinity = np.clip(similarity, 1e-6, 1.0)
     if n == 2:
         labels = np.array([0, 1])
     else:
@@ -168,27 +183,27 @@ def choose_split(
     if method not in METHODS:
         raise ValueError(f"unknown split method {method!r}; known: {list(METHODS)}")
     rng = random.Random(seed)
-    best: tuple[float, str, int, Bipartition] | None = None
-    cuts = {}
+    edges = restriction.splittable()
+    if not edges:
+        raise ValueError("no edge left to split: every edge allows a single op")
+    similarities = []
     with batchnorm_kept(supernet):  # train-mode forwards move BN statistics
-        for kind, edge in restriction.splittable():
+        for kind, edge in edges:
             ops = restriction.allowed[kind][edge]
             probes = op_probes(restriction, kind, edge, batches, paths, rng)
             if method == "lid":
                 vectors = lid_vectors(supernet, probes, len(ops), k)
-                # LID vectors are positive and alike (cosine ~0.999 between any two ops):
-                # compare the ops by their deviations from the edge's mean vector
-                vectors = vectors - vectors.mean(0)
             else:
                 vectors = gradient_vectors(supernet, probes, len(ops), edge)
-            part = bipartition(ops, cosine_similarity(vectors), seed)
-            cuts[f"{kind}:{edge}"] = part.cut
-            if best is None or part.cut < best[0]:
-                best = (part.cut, kind, edge, part)
-    if best is None:
-        raise ValueError("no edge left to split: every edge allows a single op")
-    _, kind, edge, part = best
-    return Split(kind, edge, part.groups, cuts)
+            similarities.append(cosine_similarity(vectors))
+    parts = [
+        bipartition(restriction.allowed[kind][edge], affinity, seed)
+        for (kind, edge), affinity in zip(edges, affinities(similarities), strict=True)
+    ]
+    best = min(range(len(edges)), key=lambda i: parts[i].cut)
+    kind, edge = edges[best]
+    cuts = {f"{k}:{e}": part.cut for (k, e), part in zip(edges, parts, strict=True)}
+    return Split(kind, edge, parts[best].groups, cuts)
 
 
 class PeakMemory:
