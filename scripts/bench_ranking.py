@@ -25,7 +25,9 @@ for single-path rows. ``--override`` passes Hydra overrides to every row (e.g.
 ``oneshot.val_batches=8`` to score on more images); ``--every N`` also scores the default
 row's fine-tune every N epochs (tau against fine-tune epochs, plotted next to ``--out``).
 Each finished row is kept in ``<run-dir>/<row>/row.json``: a rerun with the same budget
-redoes only the missing rows.
+redoes only the missing rows. ``--rescore`` trains nothing: it scores the finished rows'
+supernets again with other ``oneshot.*`` settings (e.g. ``--rescore oneshot.calib_batches=8
+--rescore oneshot.val_batches=8``) and keeps each setting's tau in the row's ``rescored``.
 
     python scripts/bench_ranking.py --out outputs/bench/ranking.json
 """
@@ -193,6 +195,37 @@ def plot_curve(curve: list, out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
+def rescore(args: argparse.Namespace, base: list[str], cells: list, truth: np.ndarray) -> int:
+    """Score each finished row of ``args.rows`` again with the ``args.rescore`` overrides."""
+    setting = " ".join(args.rescore)
+    print(f"rescored with {setting}: {args.cells} random cells; {METRIC}")
+    print("| row | Kendall τ (row) | Kendall τ (rescored) | Spearman | one-shot range |")
+    print("|---|---|---|---|---|")
+    for name in args.rows:
+        row_dir = args.run_dir / name
+        done = row_dir / "row.json"
+        if not done.exists():
+            print(f"{name}: no finished row in {row_dir}, skipped", file=sys.stderr)
+            continue
+        row = read_json(done)
+        if row.get("overrides", []) != args.override:
+            print(
+                f"{name}: trained with --override {row.get('overrides', [])}, not "
+                f"{args.override}: pass the same to rescore it; skipped",
+                file=sys.stderr,
+            )
+            continue
+        cfg = compose([*base, *ROWS[name], *args.rescore, f"paths.output_dir={row_dir}"])
+        r = rank(Run(cfg).evaluator, cells, truth)
+        write_json_atomic(done, {**row, "rescored": {**row.get("rescored", {}), setting: r}})
+        print(
+            f"| {name} | {row['kendall']:.3f} | {r['kendall']:.3f} | {r['spearman']:.3f} "
+            f"| {r['oneshot_min']:.1f}–{r['oneshot_max']:.1f} |",
+            flush=True,
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
@@ -207,14 +240,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--split-levels", type=int, default=2, help="nas_lid and gm rows: 2-way split levels"
     )
+    p.add_argument(
+        "--rescore",
+        action="append",
+        default=[],
+        help="a oneshot.* override (repeatable): score the finished rows again with it, no training",
+    )
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
     if args.budget_minutes <= 0 or args.cells < 2 or args.top < 0 or args.every < 0:
         p.error("--budget-minutes must be > 0, --cells >= 2, --top >= 0, --every >= 0")
+    if any(not o.startswith("oneshot.") for o in args.rescore):
+        p.error(f"--rescore takes oneshot.* overrides only, got {args.rescore}")
     base = [
         "+experiment=nb201_cifar10",
         "dataset=imagefolder",
         "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
         "logger=none",
         *args.override,
     ]
@@ -227,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     top = [space.from_str(table.arch_strs[i]) for i in order]
     top_truth = np.array([table.value(c, METRIC) for c in top])
 
+    if args.rescore:
+        return rescore(args, base, cells, truth)
     budget_s = 60 * args.budget_minutes
     rows: dict[str, dict] = {}
     for name in args.rows:

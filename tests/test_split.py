@@ -14,7 +14,13 @@ from nas.evaluate.proxies import lid_mle
 from nas.io import read_json
 from nas.pipeline import run
 from nas.spaces import NB201_OPS, get_space
-from nas.split.measure import affinities, bipartition, choose_split, cosine_similarity
+from nas.split.measure import (
+    PeakMemory,
+    affinities,
+    bipartition,
+    choose_split,
+    cosine_similarity,
+)
 from nas.split.restriction import Restriction
 from nas.split.routed import RoutedEvaluator
 from nas.supernet import build_supernet
@@ -125,12 +131,13 @@ def test_a_split_needs_independent_edges(tiny_cfg):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("search", ["nas_lid", "gm"])
-def test_the_split_search_runs_the_pipeline_on_offline_data(search, tiny_cfg, tmp_path):
-    """``search=nas_lid`` (and ``gm``) on synthetic data: the split writes two fine-tuned
+def test_the_split_search_runs_the_pipeline_on_digits(search, tiny_cfg, tmp_path):
+    """``search=nas_lid`` (and ``gm``) on the offline digits: the split writes two fine-tuned
     sub-supernets, the sample and evolve stages score every arch with its own, and the
     export takes the final arch's weights from it."""
     result = run(
         tiny_cfg(
+            "dataset=digits",
             "space=nb201",
             f"search={search}",
             "stages=[search,derive,finetune,split,sample,evolve,export]",
@@ -158,3 +165,12 @@ def test_a_split_of_another_method_is_not_continued(tiny_cfg, tmp_path):
     (tmp_path / "splits.json").write_text('{"method": "gm", "level": 0, "done": false}')
     with pytest.raises(NasError, match=r"splits\.json holds a split by split\.method=gm, not lid"):
         run(tiny_cfg("space=nb201", "search=nas_lid", "stages=[split]"))
+
+
+def test_peak_memory_of_a_block_is_not_hidden_by_an_earlier_higher_peak():
+    earlier = torch.ones(400 * 2**20 // 4)  # a 400 MB peak before the block
+    del earlier
+    with PeakMemory(torch.device("cpu")) as peak:
+        block = torch.ones(100 * 2**20 // 4)  # 100 MB inside it
+        del block
+    assert 80 < peak.mb < 200

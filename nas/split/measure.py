@@ -16,7 +16,6 @@ Both leave the supernet's weights and BatchNorm statistics as they found them.
 from __future__ import annotations
 
 import random
-import resource
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -206,9 +205,19 @@ def choose_split(
     return Split(kind, edge, parts[best].groups, cuts)
 
 
+def _status_mb(field: str) -> float:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 2**10  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 class PeakMemory:
-    """Peak memory growth of a block in MB: CUDA's allocator peak on a GPU, the process's
-    peak resident set on the CPU (0 when the block stayed below an earlier peak)."""
+    """Peak memory growth of a block in MB: CUDA's allocator peak on a GPU; on the CPU the
+    process's peak resident set during the block above its resident set at the start (Linux:
+    the high-water mark is reset on entry, so an earlier, higher peak does not hide it)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -217,14 +226,16 @@ class PeakMemory:
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-            self._start = torch.cuda.memory_allocated(self.device)
+            self._start = torch.cuda.memory_allocated(self.device) / 2**20
         else:
-            self._start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset VmHWM to the current resident set
+            self._start = _status_mb("VmRSS")
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.device.type == "cuda":
-            peak = torch.cuda.max_memory_allocated(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
         else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        self.mb = max(0.0, (peak - self._start) / 2**20)
+            peak = _status_mb("VmHWM")
+        self.mb = max(0.0, peak - self._start)
