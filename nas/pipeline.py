@@ -64,6 +64,7 @@ from nas.files import (
     SUPERNET_FILE,
 )
 from nas.io import read_json, write_json_atomic
+from nas.memory import PeakMemory
 from nas.predictor import build_predictor, save_predictor
 from nas.retrain import RetrainModule
 from nas.search import (
@@ -75,7 +76,7 @@ from nas.search import (
 )
 from nas.search.checkpoints import check_resumable, module_from_checkpoint
 from nas.spaces import Arch
-from nas.split.measure import PeakMemory, choose_split
+from nas.split.measure import choose_split
 from nas.split.restriction import Restriction
 from nas.split.routed import RoutedEvaluator, route
 

@@ -42,6 +42,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from nas.memory import status_mb
 from nas.search.strategies import frozen
 from nas.spaces import DartsSpace
 from nas.supernet import build_supernet
@@ -189,18 +190,8 @@ def measure(variant: str, kind: str, args: argparse.Namespace) -> dict[str, floa
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
     else:
-        peak_mb = peak_rss_mb()
+        peak_mb = status_mb("VmHWM")  # the peak resident set of this fresh process
     return {"img_per_s": images / statistics.median(times), "peak_mem_mb": peak_mb}
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process image (Linux ``VmHWM``; unlike ``ru_maxrss`` it
-    does not inherit the parent's peak across fork and exec)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10  # kB
-    raise RuntimeError("no VmHWM in /proc/self/status (peak RSS needs Linux)")
 
 
 def measure_in_fresh_process(variant: str, kind: str, argv: list[str]) -> dict[str, float]:

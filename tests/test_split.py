@@ -12,15 +12,10 @@ from nas.errors import ConfigError, NasError
 from nas.evaluate.base import Cost, Score
 from nas.evaluate.proxies import lid_mle
 from nas.io import read_json
+from nas.memory import PeakMemory
 from nas.pipeline import run
 from nas.spaces import NB201_OPS, get_space
-from nas.split.measure import (
-    PeakMemory,
-    affinities,
-    bipartition,
-    choose_split,
-    cosine_similarity,
-)
+from nas.split.measure import affinities, bipartition, choose_split, cosine_similarity
 from nas.split.restriction import Restriction
 from nas.split.routed import RoutedEvaluator
 from nas.supernet import build_supernet

@@ -203,39 +203,3 @@ def choose_split(
     kind, edge = edges[best]
     cuts = {f"{k}:{e}": part.cut for (k, e), part in zip(edges, parts, strict=True)}
     return Split(kind, edge, parts[best].groups, cuts)
-
-
-def _status_mb(field: str) -> float:
-    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 2**10  # kB
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-class PeakMemory:
-    """Peak memory growth of a block in MB: CUDA's allocator peak on a GPU; on the CPU the
-    process's peak resident set during the block above its resident set at the start (Linux:
-    the high-water mark is reset on entry, so an earlier, higher peak does not hide it)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.mb = 0.0
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._start = torch.cuda.memory_allocated(self.device) / 2**20
-        else:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # reset VmHWM to the current resident set
-            self._start = _status_mb("VmRSS")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.device.type == "cuda":
-            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
-        else:
-            peak = _status_mb("VmHWM")
-        self.mb = max(0.0, peak - self._start)
