@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from bench_supernet import peak_rss_mb
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from nas.config import SearchConfig
+from nas.memory import PeakMemory
 from nas.search import SupernetModule
 
 STRATEGIES = (
@@ -44,14 +44,6 @@ STRATEGIES = (
     "spos-uniform",
     "spos-sandwich",
 )
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 2**10
-    raise RuntimeError("no VmRSS in /proc/self/status (memory figures need Linux)")
 
 
 class StepTimer(pl.Callback):
@@ -120,9 +112,9 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
     """Seconds per step and the step's peak working memory of strategy ``name``, here."""
     torch.manual_seed(0)
     module = build_module(name, args)
-    before = rss_mb()
-    step_s = time_steps(module, args.batch, args.size, args.classes, args.warmup, args.steps)
-    return {"step_s": step_s, "peak_mem_mb": peak_rss_mb() - before}
+    with PeakMemory(torch.device("cpu")) as peak:
+        step_s = time_steps(module, args.batch, args.size, args.classes, args.warmup, args.steps)
+    return {"step_s": step_s, "peak_mem_mb": peak.mb}
 
 
 def measure_in_fresh_process(name: str, argv: list[str]) -> dict[str, float]:
