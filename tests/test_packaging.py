@@ -105,3 +105,14 @@ def test_every_checkpoint_load_is_weights_only():
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert checked >= 5  # the loads of subnet.pt, predictor.pt, checkpoints and resumed fits
     assert not offenders, f"loads without weights_only=True: {offenders}"
+
+
+def test_every_script_imports():
+    """The scripts import each other's helpers: a helper renamed in one must not break another
+    (benchmarks are not run by the tests, so this is where such a break shows)."""
+    import subprocess
+
+    names = sorted(p.stem for p in (ROOT / "scripts").glob("*.py"))
+    code = f"import importlib, sys; sys.path.insert(0, 'scripts'); [importlib.import_module(n) for n in {names}]"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
