@@ -121,10 +121,8 @@ def affinities(similarities: Sequence[np.ndarray]) -> list[np.ndarray]:
     (cosine ~0.999 between any two ops), so the affinity must spread the small distances that
     separate ops, but by the same measure on every edge (rescaling each edge on its own,
     e.g. by centring its vectors, makes any edge look cleanly separable)."""
-    distances = np.concatenate(
-        [(1 - s)[np.triu_indices(len(s), 1)] for s in similarities if len(s) > 1] or [[]]
-    )
-    scale = float(np.median(distances)) if distances.size else 0.0
+    distances = [d for s in similarities for d in (1 - s)[np.triu_indices(len(s), 1)]]
+    scale = float(np.median(distances)) if distances else 0.0
     scale = scale if scale > 1e-12 else 1.0  # all alike: every affinity ~1, no clean cut
     return [np.maximum(np.exp(-(1 - s) / scale), 1e-12) for s in similarities]
 
