@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import sys
 
 import torch
 
@@ -48,4 +49,6 @@ class PeakMemory:
 
     @staticmethod
     def _max_rss() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # kB on Linux
+        """The process's peak resident set in MB (``ru_maxrss``: bytes on macOS, else kB)."""
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
