@@ -50,7 +50,7 @@ def test_bipartition_splits_the_ops_in_two_disjoint_groups_along_the_similarity(
     assert bipartition(ops, affinities([cosine_similarity(alike)])[0]).cut < 0.5
 
 
-def test_affinities_share_one_scale_and_keep_a_single_op_edge_out():
+def test_affinities_share_one_scale_and_read_alike_ops_as_fully_affine():
     similar = np.array([[1.0, 0.999], [0.999, 1.0]])
     apart = np.array([[1.0, 0.9], [0.9, 1.0]])
     a, b = affinities([similar, apart])
