@@ -5,7 +5,6 @@ import itertools
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +20,8 @@ from nas.split.measure import affinities, bipartition, choose_split, cosine_simi
 from nas.split.restriction import Restriction
 from nas.split.routed import RoutedEvaluator
 from nas.supernet import build_supernet
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SPACE = get_space("nb201")
 
 
