@@ -110,17 +110,16 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         return
-    with open(path, errors="replace") as f:  # undecodable bytes: an invalid (torn) line
-        lines = f.read().split("\n")
+    lines = path.read_bytes().split(b"\n")
     for n, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
+            yield json.loads(line.decode())  # a line that is not UTF-8 is not JSON either
+        except (json.JSONDecodeError, UnicodeDecodeError):
             if n >= len(lines) - 2:  # only the last line may be torn
                 warnings.warn(
-                    f"{path}:{n + 1}: skipped a torn last line ({len(line)} characters)",
+                    f"{path}:{n + 1}: skipped a torn last line ({len(line)} bytes)",
                     stacklevel=2,
                 )
                 return

@@ -11,7 +11,7 @@ import re
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nas.evaluate.base import Cost, Score
@@ -117,6 +117,7 @@ def test_archive_with_a_garbage_line_names_the_file(tmp_path_factory, seed, garb
 
 @FUZZ
 @given(seed=seeds, cut=st.floats(0, 1), tail=st.binary(max_size=40))
+@example(seed=0, cut=0.25, tail=b'\x80"}')  # closes the torn string with a byte that is not UTF-8
 def test_archive_torn_or_garbage_tail_keeps_every_whole_record(tmp_path_factory, seed, cut, tail):
     space, path, archive = scored_archive(tmp_path_factory, seed)
     data = path.read_bytes()
