@@ -35,13 +35,16 @@ def main(cfg: DictConfig) -> float | None:
         console.print(f"final architecture: {final['arch']}")
         console.print(
             f"one-shot score {final['oneshot_score']:.2f} (validation), test accuracy "
-            f"{final['test_accuracy']:.2f}, {final['params']:,} parameters, "
-            f"{final['flops']:,} FLOPs per image"
+            f"{final['test_accuracy']:.2f} with inherited weights; as retrained: "
+            f"{final['params']:,} parameters, {final['flops']:,} FLOPs per image "
+            f"(subnet.pt: {final['exported_params']:,} parameters)"
         )
         console.print(f"summary: {(result.run_dir / 'summary.md').resolve()}")
     elif derived is not None:
         console.print(f"[bold green]search done[/] ({result.space}, epoch {derived['epoch']})")
-        console.print(f"derived architecture: {derived['arch']}")
+        console.print(
+            f"derived architecture: {derived['arch'] or 'none (no architecture parameters)'}"
+        )
     if retrained is not None:
         console.print(
             f"retrained {retrained['epochs']} epochs: test accuracy "

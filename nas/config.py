@@ -208,6 +208,10 @@ class RetrainConfig:
     drop_path: float = 0.2  # reached linearly at the last epoch
     auxiliary_weight: float = 0.4  # 0: no auxiliary head
     cutout: int = 16  # side of the zeroed square; 0: no cutout
+    # share of the training split held out to validate each epoch (val/acc; the checkpoints
+    # callback keeps the best by it); 0: no validation. The test split is only tested once,
+    # after the last epoch: retrain.json's test_accuracy is the final weights'
+    val_portion: float = 0.0
 
 
 @dataclass
@@ -365,6 +369,19 @@ def check_config(cfg: Any) -> None:
         raise ConfigError(
             f"split.method={cfg.split.method} trains its sub-supernets on one process: run the "
             f"split without trainer=ddp (e.g. stages=[split,sample,evolve,export] trainer=gpu)"
+        )
+    fair = [
+        key
+        for key, used in (
+            ("search.sampler", cfg.search.strategy == "spos"),
+            ("finetune.sampler", "finetune" in cfg.stages and cfg.finetune.epochs > 0),
+        )
+        if used and OmegaConf.select(cfg, key) == "fair"
+    ]
+    if fair and not get_space(cfg.space.name).independent_edges:
+        raise ConfigError(
+            f"{fair[0]}=fair needs a space whose edges choose ops independently; space.name="
+            f"{cfg.space.name} does not (use {fair[0]}=uniform or sandwich, or space=nb201)"
         )
     if not 0 < cfg.predictor.decay <= 1:
         raise ConfigError(f"predictor.decay={cfg.predictor.decay} must be in (0, 1]")

@@ -302,10 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         r = rank(state.evaluator, cells, truth)
         if top:
             r["kendall_top"] = rank(state.evaluator, top, top_truth)["kendall"]
-        if state.supernet_module.strategy.arch_parameters():
-            cell = state.space.from_json(read_json(state.path("derived.json")))
-        else:
-            cell = cells[r["best"]]
+        derived = read_json(state.path("derived.json"))
+        cell = cells[r["best"]] if derived["arch"] is None else state.space.from_json(derived)
         r.update(epochs=epochs, train_seconds=seconds, cell=state.space.to_str(cell))
         if name in SPLIT_ROWS:
             tree = read_json(state.path("splits.json"))

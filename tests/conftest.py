@@ -83,3 +83,34 @@ def tiny_cfg(tmp_path: Path):
         return compose_cfg(*TINY, f"paths.output_dir={tmp_path}", *overrides)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def finished_runs(tmp_path_factory):
+    """``make(*overrides)``: the directory of a tiny run (``TINY`` plus ``overrides``) made
+    once per session; tests copy it (:func:`run_copy`) rather than train their own."""
+    from nas.pipeline import run
+
+    made: dict[tuple[str, ...], Path] = {}
+
+    def make(*overrides: str) -> Path:
+        if overrides not in made:
+            out = tmp_path_factory.mktemp("run")
+            run(compose_cfg(*TINY, f"paths.output_dir={out}", *overrides))
+            made[overrides] = out
+        return made[overrides]
+
+    return make
+
+
+@pytest.fixture
+def run_copy(finished_runs, tmp_path):
+    """``copy(*overrides)``: a copy in ``tmp_path`` of the session's run made with
+    ``overrides`` (see :func:`finished_runs`), to continue or change."""
+    import shutil
+
+    def copy(*overrides: str) -> Path:
+        shutil.copytree(finished_runs(*overrides), tmp_path, dirs_exist_ok=True)
+        return tmp_path
+
+    return copy

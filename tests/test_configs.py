@@ -214,3 +214,12 @@ def test_every_group_option_composes_and_passes_the_checks(group, option, tmp_pa
         build_trainer(cfg, tmp_path)
     if group == "search":
         build_strategy(build_space(cfg.space), cfg.search)
+
+
+def test_fair_finetune_on_the_darts_space_fails_before_the_search(tiny_cfg, tmp_path):
+    """FairNAS needs edges that choose ops independently; on the DARTS space the fine-tune's
+    sampler is refused at start-up, not after the whole search."""
+    cfg = tiny_cfg("stages=[search,derive,finetune]", "finetune.epochs=1", "finetune.sampler=fair")
+    with pytest.raises(ConfigError, match=r"finetune\.sampler=fair"):
+        run(cfg)
+    assert not (tmp_path / "checkpoints").exists()

@@ -274,3 +274,47 @@ def test_setup_reads_absent_files_without_fetching_them(tmp_path):
     with pytest.raises(DatasetUnavailableError, match="prepare_data"):
         dm.setup()
     assert not any(tmp_path.iterdir())
+
+
+def _image_tree(root, per_class: int = 24, size: int = 12) -> None:
+    """``root/{train,test}/{a,b}/*.png``: random RGB images."""
+    from PIL import Image
+
+    g = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(per_class):
+                pixels = g.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / cls / f"{i}.png")
+
+
+def test_scoring_batches_are_the_same_unaugmented_pixels_in_every_process(tmp_path):
+    """The one-shot evaluator's batches come from the training split without random crops or
+    flips: processes with other random states (a run and its resume) get the same pixels, the
+    test transform's, while the augmented training view differs (the positive control)."""
+    _image_tree(tmp_path)
+    cfg = compose_cfg(
+        "dataset=imagefolder",
+        f"dataset.train_dir={tmp_path}/train",
+        f"dataset.test_dir={tmp_path}/test",
+        "dataset.image_size=8",
+        "dataset.batch_size=4",
+        "dataset.augment=true",
+    ).dataset
+    fixed, augmented = [], []
+    for state in (1, 2):
+        torch.manual_seed(state)
+        dm = SearchDataModule(cfg, seed=0)
+        dm.setup()
+        fixed.append(dm.fixed_batches("weights", 2, 8, seed=0) + dm.fixed_batches("arch", 1, 8))
+        augmented.append(torch.stack([dm.weights_set[i][0] for i in range(8)]))
+    for (xa, ya), (xb, yb) in zip(*fixed, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not torch.equal(*augmented)
+    with open_dict(cfg):
+        cfg.augment = False
+    plain = build_dataset(cfg).train
+    x_arch = fixed[0][-1][0]  # the arch half's first batch, unshuffled
+    expected = torch.stack([plain[i][0] for i in dm.arch_set.indices[:8]])
+    assert torch.equal(x_arch, expected)

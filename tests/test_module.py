@@ -182,3 +182,17 @@ def test_non_finite_weights_are_never_checkpointed(tiny_cfg, tmp_path):
     assert all(
         torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point()
     )
+
+
+def test_single_path_draws_follow_the_run_seed():
+    """``search=spos`` draws its paths from the run's ``seed``: a seed sweep trains other
+    paths, the same seed the same ones."""
+    from tests.conftest import TINY, compose_cfg
+
+    def paths(seed: int) -> list[torch.Tensor]:
+        module = SupernetModule.from_config(compose_cfg(*TINY, "search=spos", f"seed={seed}"), 4, 3)
+        return [w for _ in range(4) for p in module.strategy.train_paths() for w in p.values()]
+
+    same, other = paths(1), paths(2)
+    assert all(torch.equal(a, b) for a, b in zip(same, paths(1), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(same, other, strict=True))

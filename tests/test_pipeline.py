@@ -111,7 +111,7 @@ def test_exported_subnet_is_the_scored_network(quick_cfg, tmp_path):
     run(cfg)
     final = read_json(tmp_path / FINAL_FILE)
     net, record = nas.load_subnet(tmp_path / SUBNET_FILE)
-    assert record["arch"] == final["arch"] and count_params(net) == final["params"]
+    assert record["arch"] == final["arch"] and count_params(net) == final["exported_params"]
     state = Run(cfg)
     # the reloaded network scores on the validation batches exactly what the archive says
     assert accuracy(net, state.evaluator.val) == pytest.approx(final["oneshot_score"])
@@ -293,3 +293,94 @@ def test_a_wandb_run_offline_holds_the_pictures_the_archive_and_the_summary(
     score = json.dumps(result.final["oneshot_score"]).encode()
     for recorded in (b"final/oneshot_score", score, b"final-subnet", b"evolution", b"refine"):
         assert recorded in log, recorded
+
+
+@pytest.mark.parametrize("algorithm", ["refine", "regularized", "random"])
+def test_every_evolution_algorithm_starts_from_the_sample_and_spends_its_budget(
+    quick_cfg, tmp_path, monkeypatch, algorithm
+):
+    """The sampled archs are the search's start (replayed from the archive, no query) and
+    ``evolution.budget`` new archs are scored, whatever the algorithm."""
+    run(quick_cfg("stages=[search,derive,finetune,sample]"))
+    sampled = {r["arch"] for r in read_jsonl(tmp_path / ARCHIVE_FILE)}
+    evaluated = _evaluated(monkeypatch)
+    run(
+        quick_cfg(
+            "stages=[search,derive,finetune,sample,evolve]",
+            f"evolution.algorithm={algorithm}",
+            "evolution.population_size=4",
+        )
+    )
+    records = list(read_jsonl(tmp_path / ARCHIVE_FILE))
+    assert len(evaluated) == 6 and len(records) == 12  # evolution.budget=6 after 6 sampled
+    assert not {get_space("darts").to_str(a) for a in evaluated} & sampled
+    if algorithm == "regularized":  # the first child mutates a member of the sampled population
+        space = get_space("darts")
+        child = space.from_str(records[6]["arch"])
+        assert any(space.distance(space.from_str(a), child) == 1 for a in sampled)
+
+
+def test_a_strategy_without_alphas_derives_no_arch_and_samples_at_random(quick_cfg, tmp_path):
+    """``spos`` has no architecture parameters: ``derived.json`` holds no arch (argmax of its
+    uniform probabilities would be the first op of every edge), the sample stage draws at
+    random instead of around it, and the summary says so."""
+    run(quick_cfg("search=spos", "finetune.epochs=0", "stages=[search,derive,sample,export]"))
+    derived = read_json(tmp_path / "derived.json")
+    assert derived["arch"] is None and derived["final"]
+    space = get_space("darts")
+    uniform = {k: torch.ones(e, len(space.op_names)) for k, e in space.cell_edges.items()}
+    first_ops = space.to_str(space.derive(uniform))
+    sampled = [r["arch"] for r in read_jsonl(tmp_path / ARCHIVE_FILE)]
+    assert len(sampled) == 6 and first_ops not in sampled
+    assert "no arch derived" in (tmp_path / "summary.md").read_text()
+
+
+def _mtimes(root) -> dict:
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_changed_scorer_setting_rescores_and_keeps_the_old_scores(
+    run_copy, quick_cfg, tmp_path, monkeypatch
+):
+    """Rerunning a finished directory with another ``oneshot.*`` value redoes sample, evolve
+    and export with fresh scores (none of the old supernet's reused), leaves the search and
+    fine-tune alone, and keeps the old records in the archive under their producer."""
+    run_copy(*QUICK)
+    before = _mtimes(tmp_path)
+    old = list(read_jsonl(tmp_path / ARCHIVE_FILE))
+    evaluated = _evaluated(monkeypatch)
+    run(quick_cfg("oneshot.val_batches=2"))
+    assert len(evaluated) == 12  # sample.size + evolution.budget, all scored anew
+    records = list(read_jsonl(tmp_path / ARCHIVE_FILE))
+    assert records[:12] == old and len(records) == 24
+    assert {r["producer"]["scorer"] for r in records[12:]} != {old[0]["producer"]["scorer"]}
+    for name in ("supernet.ckpt", "finetuned.ckpt"):
+        assert (tmp_path / name).stat().st_mtime_ns == before[tmp_path / name], name
+    assert (tmp_path / FINAL_FILE).stat().st_mtime_ns != before[tmp_path / FINAL_FILE]
+    stages = read_json(tmp_path / "stages.json")
+    assert stages["sample"]["settings"]["oneshot.val_batches"] == 2
+
+
+def test_a_changed_training_setting_redoes_the_stage_from_scratch(
+    run_copy, quick_cfg, tmp_path, caplog
+):
+    """Another ``finetune.w_lr`` moves the fine-tune's files to ``stale/`` (nothing lost),
+    trains it again from the searched supernet and redoes the stages after it; the log names
+    the changed key. A larger ``finetune.epochs`` alone continues from the checkpoint."""
+    run_copy(*QUICK)
+    old = torch.load(tmp_path / "finetuned.ckpt", weights_only=True)["state_dict"]
+    final_made = (tmp_path / FINAL_FILE).stat().st_mtime_ns
+    with caplog.at_level("WARNING"):
+        run(quick_cfg("finetune.w_lr=0.001"))
+    assert "finetune.w_lr" in caplog.text
+    (stale,) = (tmp_path / "stale").glob("finetune-*")
+    kept = torch.load(stale / "finetuned.ckpt", weights_only=True)["state_dict"]
+    tensors = [k for k in old if isinstance(old[k], torch.Tensor)]
+    assert all(torch.equal(old[k], kept[k]) for k in tensors)
+    new = torch.load(tmp_path / "finetuned.ckpt", weights_only=True)
+    assert new["epoch"] == 1 and any(not torch.equal(old[k], new["state_dict"][k]) for k in tensors)
+    assert (tmp_path / FINAL_FILE).stat().st_mtime_ns != final_made  # export redone
+
+    run(quick_cfg("finetune.w_lr=0.001", "finetune.epochs=2"))
+    assert len(list((tmp_path / "stale").glob("finetune-*"))) == 1  # it continued
+    assert torch.load(tmp_path / "finetuned.ckpt", weights_only=True)["epoch"] == 2

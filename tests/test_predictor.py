@@ -50,15 +50,31 @@ def test_weighted_pairs_keep_every_pair_or_draw_the_close_ones() -> None:
     archs = sample(40, 1)
     x = ArchEncoder(SPACE)(archs)
     gen = torch.Generator().manual_seed(0)
-    every = weighted_pairs(x, 0.5, 10**6, gen).tolist()
+    every, weight = weighted_pairs(x, 0.5, 10**6, gen)
+    every = every.tolist()
     assert len(every) == 40 * 39 and all(i != j for i, j in every)
-    drawn = weighted_pairs(x, 0.25, 200, gen).tolist()
+    distances = torch.tensor([SPACE.distance(archs[i], archs[j]) for i, j in every])
+    assert torch.allclose(weight, 0.5 ** (distances - 1.0))  # the decay weighs every pair
+    drawn = weighted_pairs(x, 0.25, 200, gen)[0].tolist()
     assert len(drawn) == len(set(map(tuple, drawn))) == 200
     mean = sum(SPACE.distance(archs[i], archs[j]) for i, j in drawn) / 200
     everywhere = sum(SPACE.distance(archs[i], archs[j]) for i, j in every) / len(every)
     assert mean < everywhere - 1  # the draw favours close pairs
     with pytest.raises(ValueError, match="decay"):
         weighted_pairs(x, 0.0, 10, gen)
+
+
+def test_the_decay_changes_the_fit_below_max_pairs() -> None:
+    """A pipeline-sized archive has fewer pairs than ``max_pairs``: the decay still weighs
+    them, so another decay fits another predictor (and ``decay=1`` trains uniformly)."""
+    archs = sample(30, 3)
+    scores = [toy_score(a) for a in archs]
+    preds = []
+    for decay in (1.0, 0.2, 0.2):
+        pred = DeltaPredictor(SPACE, TrainConfig(steps=40), decay=decay)
+        pred.fit(archs, scores)
+        preds.append(pred.predict(sample(10, 4)).mean)
+    assert torch.equal(preds[1], preds[2]) and not torch.allclose(preds[0], preds[1])
 
 
 def test_antisymmetry_is_exact() -> None:

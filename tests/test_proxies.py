@@ -184,3 +184,23 @@ def test_proxy_evaluator_builds_the_same_weights_whatever_the_default_device(spa
         raw = evaluator.raw(NB201_MIXED)
     assert raw.device == batch[0].device
     assert raw.item() == evaluator.raw(NB201_MIXED).item()
+
+
+def test_seeded_draws_leave_every_other_generator_alone(space, batch, monkeypatch):
+    """A proxy's weight initialisation and DrNAS' Dirichlet draws reseed the CPU generator
+    only, inside a fork that restores it: no CUDA generator is reseeded, the caller's CPU
+    random stream continues where it was."""
+    from nas.search.drnas import DrnasStrategy
+
+    cuda_seeds: list[int] = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", cuda_seeds.append)
+    monkeypatch.setattr(torch.cuda, "manual_seed", cuda_seeds.append)
+    x, y = batch
+    strategy = DrnasStrategy(space)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    cuda_seeds.clear()
+    ProxyEvaluator(space, "synflow", x, y, num_classes=4, seed=3).evaluate([NB201_MIXED])
+    strategy.op_weights()
+    assert torch.equal(torch.rand(3), expected) and cuda_seeds == []

@@ -65,8 +65,14 @@ def test_ddp_search_on_two_cpu_processes_keeps_the_ranks_in_step(search, tmp_pat
     """``trainer=ddp`` with gloo on 2 CPU processes: every rank joins the trainings (search,
     fine-tune), ends each with the same alphas and sampler state as the other, and saves the
     checkpoints together (Lightning's save_checkpoint is collective); rank zero alone derives,
-    samples, evolves, exports and reports."""
+    samples, evolves, exports and reports; the other rank waits for it before the retraining
+    (which reads final.json) and joins it."""
     run_dir, states = tmp_path / "ddp", tmp_path / "states"
+    retrain = (
+        ["stages=[search,derive,finetune,sample,evolve,export,retrain]", "retrain.epochs=1"]
+        if search == "darts"
+        else []
+    )
     _, proc = train_py(
         run_dir,
         "trainer=ddp",
@@ -77,9 +83,11 @@ def test_ddp_search_on_two_cpu_processes_keeps_the_ranks_in_step(search, tmp_pat
         "search.epochs=1",
         "+callbacks.dump._target_=tests.callbacks.DumpStrategyState",
         f"+callbacks.dump.dir={states}",
+        *retrain,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run_dir / "retrain.json").exists() == bool(retrain)
     assert proc.stdout.count("results in:") == 1  # rank zero alone reports
     assert read_json(run_dir / "derived.json")["final"]
     assert (run_dir / "finetuned.ckpt").exists() and (run_dir / "final.json").exists()

@@ -72,6 +72,8 @@ class SearchDataModule(pl.LightningDataModule):
         self.bundle: DatasetBundle | None = None
         self.weights_set: Dataset | None = None
         self.arch_set: Dataset | None = None
+        #: the splits' images without augmentation (:meth:`fixed_batches`)
+        self.fixed_sets: dict[str, Dataset] = {}
 
     def prepare_data(self) -> None:
         """Download the dataset's files when ``dataset.download`` is true (one process only)."""
@@ -101,6 +103,12 @@ class SearchDataModule(pl.LightningDataModule):
             )
         self.weights_set = Subset(self.bundle.train, order[:cut])
         self.arch_set = Subset(self.bundle.train, order[cut:])
+        fixed = self.bundle.train_fixed
+        self.fixed_sets = {
+            "weights": Subset(fixed, order[:cut]),
+            "arch": Subset(fixed, order[cut:]),
+            "test": self.bundle.test,
+        }
 
     @property
     def num_classes(self) -> int:
@@ -137,10 +145,11 @@ class SearchDataModule(pl.LightningDataModule):
         self, split: str, n: int, batch_size: int, seed: int | None = None
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The first ``n`` batches of ``split`` (``"weights"``, ``"arch"`` or ``"test"``), in a
-        fixed order (shuffled by ``seed`` when given), materialised once: the one-shot
-        evaluator scores every subnet on the same images. Fewer when the split runs out."""
+        fixed order (shuffled by ``seed`` when given), without augmentation, materialised once:
+        the one-shot evaluator scores every subnet on the same pixels, in every process. Fewer
+        when the split runs out."""
         self.setup()
-        ds = {"weights": self.weights_set, "arch": self.arch_set, "test": self.bundle.test}[split]
+        ds = self.fixed_sets[split]
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         loader = DataLoader(ds, batch_size=batch_size, shuffle=g is not None, generator=g)
         return [batch for batch, _ in zip(loader, range(n), strict=False)]

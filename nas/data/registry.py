@@ -26,13 +26,24 @@ from nas.errors import ConfigError, DatasetUnavailableError
 
 @dataclass
 class DatasetBundle:
-    """Train and test sets of one dataset. Items are ``(image [C, H, W] float, label int)``."""
+    """Train and test sets of one dataset. Items are ``(image [C, H, W] float, label int)``.
+
+    ``train_eval``: the training images, in the same order, with the test transform (no
+    random crop or flip), for what must see the same pixels in every process (one-shot
+    scores, BatchNorm recalibration); ``None`` when ``train`` is not augmented.
+    """
 
     train: Dataset
     test: Dataset
     num_classes: int
     in_channels: int
     image_size: int
+    train_eval: Dataset | None = None
+
+    @property
+    def train_fixed(self) -> Dataset:
+        """The training images without augmentation."""
+        return self.train if self.train_eval is None else self.train_eval
 
 
 Builder = Callable[[Any, bool], DatasetBundle]  # (dataset config, may download) -> bundle
@@ -135,14 +146,16 @@ def _torchvision(
     expected: Sequence[str],
     download: bool,
     native: int,
-) -> tuple[Dataset, Dataset, int]:
-    """``make(train, transform)`` for both splits and the image size (``dataset.image_size``,
-    else ``native``), with an actionable error when the files are absent."""
+    num_classes: int,
+) -> DatasetBundle:
+    """The bundle of ``make(train, transform)`` for both splits at ``dataset.image_size`` (else
+    ``native``), with an actionable error when the files are absent."""
     root = Path(cfg.root).expanduser()
     size = cfg.image_size or native
     try:
         train = make(True, _transforms(cfg, size, native, True))
         test = make(False, _transforms(cfg, size, native, False))
+        train_eval = make(True, _transforms(cfg, size, native, False)) if cfg.augment else None
     except (RuntimeError, OSError) as err:  # torchvision: "Dataset not found"; urllib: offline
         if download:
             action = "could not be downloaded"
@@ -154,7 +167,7 @@ def _torchvision(
             f"dataset {cfg.name!r} {action} under dataset.root={str(root)!r} ({err}). "
             f"Put these files there (or set dataset.root to where they are): {', '.join(expected)}"
         ) from None
-    return train, test, size
+    return DatasetBundle(train, test, num_classes, 3, size, train_eval)
 
 
 @register_dataset("cifar10", num_classes=10, in_channels=3, downloads=True)
@@ -163,14 +176,14 @@ def cifar10(cfg: Any, download: bool) -> DatasetBundle:
 
     files = [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)]
     files += ["cifar-10-batches-py/test_batch", "cifar-10-batches-py/batches.meta"]
-    train, test, size = _torchvision(
+    return _torchvision(
         cfg,
         lambda tr, tf: CIFAR10(cfg.root, train=tr, transform=tf, download=download),
         files,
         download,
         native=32,
+        num_classes=10,
     )
-    return DatasetBundle(train, test, num_classes=10, in_channels=3, image_size=size)
 
 
 @register_dataset("cifar100", num_classes=100, in_channels=3, downloads=True)
@@ -178,14 +191,14 @@ def cifar100(cfg: Any, download: bool) -> DatasetBundle:
     from torchvision.datasets import CIFAR100
 
     files = ["cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta"]
-    train, test, size = _torchvision(
+    return _torchvision(
         cfg,
         lambda tr, tf: CIFAR100(cfg.root, train=tr, transform=tf, download=download),
         files,
         download,
         native=32,
+        num_classes=100,
     )
-    return DatasetBundle(train, test, num_classes=100, in_channels=3, image_size=size)
 
 
 @register_dataset("svhn", num_classes=10, in_channels=3, downloads=True)
@@ -197,8 +210,7 @@ def svhn(cfg: Any, download: bool) -> DatasetBundle:
         return SVHN(cfg.root, split=split, transform=tf, download=download)
 
     files = ["train_32x32.mat", "test_32x32.mat"]
-    train, test, size = _torchvision(cfg, make, files, download, native=32)
-    return DatasetBundle(train, test, num_classes=10, in_channels=3, image_size=size)
+    return _torchvision(cfg, make, files, download, native=32, num_classes=10)
 
 
 def load_image(path: str) -> Any:
@@ -239,12 +251,19 @@ def imagefolder(cfg: Any, download: bool = False) -> DatasetBundle:
     test = ImageFolder(
         dirs["test_dir"], transform=_transforms(cfg, size, None, False), loader=load_image
     )
+    train_eval = (
+        ImageFolder(
+            dirs["train_dir"], transform=_transforms(cfg, size, None, False), loader=load_image
+        )
+        if cfg.augment
+        else None
+    )
     if train.classes != test.classes:
         raise DatasetUnavailableError(
             f"dataset.train_dir and dataset.test_dir hold different classes: "
             f"{train.classes} vs {test.classes}"
         )
-    return DatasetBundle(train, test, len(train.classes), in_channels=3, image_size=size)
+    return DatasetBundle(train, test, len(train.classes), 3, size, train_eval)
 
 
 # -- offline datasets -------------------------------------------------------------------

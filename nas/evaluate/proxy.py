@@ -56,9 +56,10 @@ class ProxyEvaluator:
 
     def raw(self, arch: Arch) -> torch.Tensor:
         """The proxy's own output for ``arch``: a 0-d tensor, or ``[layers]`` for a vector proxy."""
-        # drawn on the CPU whatever the default device, so every device scores the same weights
+        # drawn on the CPU whatever the default device, so every device scores the same
+        # weights; only the CPU generator is reseeded, and restored afterwards
         with torch.random.fork_rng(devices=[]), torch.device("cpu"):
-            torch.manual_seed(self.seed)
+            torch.default_generator.manual_seed(self.seed)
             net = self.space.build_subnet(arch, self.num_classes, self.inputs.shape[1])
         net = net.to(self.inputs.device)
         return compute_proxy(

@@ -5,6 +5,11 @@ Line format (DESIGN.md): ``{"arch": <space string>, "score": float, "source": st
 (arch, ``source``): another evaluator may score an arch again (a proxy pre-screen, then
 one-shot; one-shot, then trained), the same one never does. Opening an existing file reads
 its records back, so a search can resume from it.
+
+An archive may belong to a *producer* (``{"checkpoint", "scorer"}``: which supernet and
+scorer settings made the scores): its records then carry ``"producer"``, and records of
+another producer (an earlier supernet, other one-shot settings) stay in the file but are not
+served, so no stale score is reused and none is lost.
 """
 
 from __future__ import annotations
@@ -62,18 +67,29 @@ class Entry:
 class Archive:
     """Evaluated archs of ``space`` in evaluation order, mirrored to ``path`` (JSONL) when given.
 
-    Opening an existing ``path`` loads its records; :meth:`add` appends and fsyncs one line.
-    An arch is stored at most once per score source.
+    Opening an existing ``path`` loads its records (those of ``producer``); :meth:`add`
+    appends and fsyncs one line. An arch is stored at most once per score source.
     """
 
-    def __init__(self, space: SearchSpace, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        path: str | os.PathLike[str] | None = None,
+        producer: dict[str, str] | None = None,
+    ) -> None:
         self.space = space
         self.path = Path(path) if path is not None else None
+        self.producer = producer
         self.entries: list[Entry] = []
         self._by_key: dict[tuple[Arch, str], Entry] = {}
         self._archs: set[Arch] = set()
+        #: records of the file made by another producer (kept there, not served)
+        self.others = 0
         if self.path is not None:
             for n, obj in enumerate(read_jsonl(self.path), start=1):
+                if obj.get("producer") != producer:
+                    self.others += 1
+                    continue
                 try:
                     entry = Entry.from_json(space, obj)
                 except ValueError as err:  # ArchError included
@@ -99,7 +115,11 @@ class Archive:
             )
         entry = Entry(arch, score, stage)
         if self.path is not None:
-            append_jsonl(self.path, entry.to_json(self.space))
+            record = entry.to_json(self.space)
+            append_jsonl(
+                self.path,
+                record if self.producer is None else {**record, "producer": self.producer},
+            )
         self._remember(entry)
         return entry
 

@@ -145,7 +145,7 @@ def refine(
     cfg = cfg or RefineConfig()
     run = Tracker(evaluator, budget, archive, feasible)
     screen = _Prescreen(prescreen) if prescreen is not None else None
-    run.score(list(dict.fromkeys(init))[: run.remaining], stage="init")
+    run.score_init(init)
 
     def fresh(n: int, stage: str) -> None:
         if n <= 0:

@@ -2,7 +2,8 @@
 Search" (arXiv 1802.01548), with the settings of its NAS-Bench-201 baseline (arXiv 2001.00326):
 population 10, tournament (sample) size 3.
 
-A population of random archs; each cycle draws ``sample_size`` members, mutates the best of
+A population of the last ``population_size`` archs of ``init`` (an earlier stage's, replayed
+from the archive without a query), filled up with random archs; each cycle draws ``sample_size`` members, mutates the best of
 them (a NaN score counts as ``-inf``), adds the child and drops the oldest member. A child the
 search has already scored keeps its score without a query (it still joins the population), so
 no arch is evaluated twice.
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Sequence
 
 from nas.evaluate.base import Evaluator
 from nas.evolution.archive import Archive, Entry
 from nas.evolution.tracker import Feasible, Tracker
+from nas.spaces import Arch
 
 
 def regularized_evolution(
@@ -27,6 +30,7 @@ def regularized_evolution(
     population_size: int = 10,
     sample_size: int = 3,
     max_free_cycles: int = 10_000,
+    init: Sequence[Arch] = (),
 ) -> Tracker:
     """Run until ``budget`` archs are scored, or ``max_free_cycles`` cycles in a row produced
     only already-scored (or infeasible) children; returns the search's :class:`Tracker`."""
@@ -35,7 +39,7 @@ def regularized_evolution(
             f"need 1 <= sample_size <= population_size, got {sample_size}, {population_size}"
         )
     run = Tracker(evaluator, budget, archive, feasible)
-    population: deque[Entry] = deque()
+    population: deque[Entry] = deque(run.score_init(init)[-population_size:])
     while len(population) < population_size and run.remaining > 0:
         population.extend(run.score([run.sample_unseen(rng)], stage="regularized"))
     free = 0

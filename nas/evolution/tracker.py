@@ -70,6 +70,11 @@ class Tracker:
             out.append(entry)
         return out
 
+    def score_init(self, init: Sequence[Arch], stage: str = "init") -> list[Entry]:
+        """Entries of the distinct archs of ``init`` (as many as the budget allows), in order:
+        an earlier stage's archs, taken from the archive without a query when it holds them."""
+        return self.score(list(dict.fromkeys(init))[: self.remaining], stage)
+
     def _evaluate(self, archs: Sequence[Arch]) -> list[Score]:
         """The evaluator's scores of ``archs``, checked to carry its ``source``."""
         scores = self.evaluator.evaluate(archs)

@@ -14,7 +14,7 @@ from torch import nn
 
 from nas.evaluate import recalibrate_bn
 from nas.evolution import Entry
-from nas.export.cost import count_flops, count_params
+from nas.export.cost import CostModel, count_flops, count_params
 from nas.export.subnet import build_subnet, save_subnet
 from nas.files import (
     ALPHAS_FILE,
@@ -57,7 +57,7 @@ def export_final(
     test: Batches,
     num_classes: int,
     in_channels: int,
-    params_of: Callable[[Arch], int],
+    cost: CostModel,
     onnx: bool = True,
     plots: bool = True,
 ) -> dict[str, Any]:
@@ -66,9 +66,12 @@ def export_final(
 
     The arch's single-path network inherits ``supernet``'s weights, its BatchNorm statistics
     are recalibrated on ``calib`` (the one-shot evaluator's inputs, so it is the network that
-    was scored), and it is scored once on the ``test`` split. ``params_of(arch)`` places the
-    archive on the score-vs-parameters plot. ``final.json`` is written last:
-    its presence marks the stage done.
+    was scored), and it is scored once on the ``test`` split. ``params`` and ``flops`` are
+    those of the network ``retrain`` builds, from ``cost`` (a :class:`CostModel` of it, which
+    also places the archive on the score-vs-parameters plot); ``exported_params`` and
+    ``exported_flops`` those of ``subnet.pt`` (the supernet's size and, after a PC-DARTS
+    search, its ops on ``1/K`` of the channels). ``final.json`` is written last: its presence
+    marks the stage done.
     """
     start = time.perf_counter()
     device = next(supernet.parameters()).device
@@ -86,8 +89,10 @@ def export_final(
         **space.to_json(best.arch),
         "oneshot_score": best.score.value,
         "test_accuracy": accuracy(net, test),
-        "params": count_params(net),
-        "flops": count_flops(net, example),
+        "params": cost.params(best.arch),
+        "flops": cost.flops(best.arch),
+        "exported_params": count_params(net),
+        "exported_flops": count_flops(net, example),
         "found_by": {"stage": best.stage, "algorithm": algorithm},
         "queries": len(entries),
         "query_seconds": sum(e.score.cost.seconds for e in entries),
@@ -100,7 +105,7 @@ def export_final(
         )
     if plots:
         record["plots"] = _optional(
-            "plots", lambda: _plots(run_dir, space, entries, best, params_of)
+            "plots", lambda: _plots(run_dir, space, entries, best, cost.params)
         )
     record["export_seconds"] = time.perf_counter() - start
     (run_dir / SUMMARY_FILE).write_text(summary(record, run_dir))
@@ -162,8 +167,10 @@ def summary(record: Mapping[str, Any], run_dir: Path) -> str:
         f"| final arch | `{record['arch']}` |",
         f"| one-shot score (validation half) | {record['oneshot_score']:.2f} |",
         f"| test accuracy (inherited weights) | {record['test_accuracy']:.2f} |",
-        f"| parameters | {record['params']:,} |",
-        f"| FLOPs per image | {record['flops']:,} |",
+        f"| parameters (retrained network) | {record['params']:,} |",
+        f"| FLOPs per image (retrained network) | {record['flops']:,} |",
+        f"| parameters (`{SUBNET_FILE}`) | {record['exported_params']:,} |",
+        f"| FLOPs per image (`{SUBNET_FILE}`) | {record['exported_flops']:,} |",
         f"| found by | {record['found_by']['algorithm']} (stage `{record['found_by']['stage']}`) |",
         f"| one-shot queries | {record['queries']} ({record['query_seconds']:.1f} s) |",
     ]
@@ -173,7 +180,9 @@ def summary(record: Mapping[str, Any], run_dir: Path) -> str:
         )
     derived = run_dir / DERIVED_FILE
     if derived.exists():
-        lines.append(f"| derived by the strategy | `{read_json(derived)['arch']}` |")
+        arch = read_json(derived)["arch"]
+        shown = f"`{arch}`" if arch is not None else "no arch derived (no architecture parameters)"
+        lines.append(f"| derived by the strategy | {shown} |")
     lines.append("")
     for f in record.get("plots") or []:
         lines += [f"![{Path(f).stem}]({f})", ""]

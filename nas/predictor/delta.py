@@ -56,12 +56,12 @@ class DeltaPredictor(Predictor):
     def fit(self, archs: Sequence[Arch], scores: Sequence[float]) -> None:
         y = self._check(archs, scores)
         enc = self.encoder(archs)
-        pairs = weighted_pairs(enc, self.decay, self.max_pairs, self.ensemble.gen)
+        pairs, weight = weighted_pairs(enc, self.decay, self.max_pairs, self.ensemble.gen)
         if len(pairs) == 0:
             raise ValueError(f"the delta predictor needs two distinct archs, got {len(archs)}")
         self._enc, self._y, self._scale = enc, y, score_scale(y)
         i, j = pairs[:, 0], pairs[:, 1]
-        self.ensemble.fit(pair_features(enc[i], enc[j]), (y[j] - y[i]) / self._scale)
+        self.ensemble.fit(pair_features(enc[i], enc[j]), (y[j] - y[i]) / self._scale, weight)
 
     def predict(self, archs: Sequence[Arch]) -> Prediction:
         enc = self.encoder(archs)

@@ -99,15 +99,21 @@ class Ensemble:
         )
         self.fitted = False
 
-    def fit(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Train on inputs ``x [n, D]`` and targets ``y [n]``."""
+    def fit(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> None:
+        """Train on inputs ``x [n, D]`` and targets ``y [n]``; minibatches are drawn with
+        replacement, uniformly or in proportion to ``weight [n]`` when given."""
         if len(x) == 0:
             raise ValueError("cannot fit a predictor on zero training examples")
         steps = self.cfg.warm_steps if self.fitted else self.cfg.steps
-        shape = (self.cfg.ensemble, min(self.cfg.batch_size, len(x)))
+        members, size = self.cfg.ensemble, min(self.cfg.batch_size, len(x))
         self.model.train()
         for _ in range(steps):
-            idx = torch.randint(len(x), shape, generator=self.gen)
+            if weight is None:
+                idx = torch.randint(len(x), (members, size), generator=self.gen)
+            else:
+                idx = torch.multinomial(
+                    weight.expand(members, -1), size, replacement=True, generator=self.gen
+                )
             loss = nn.functional.huber_loss(self.model(x[idx]), y[idx])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()

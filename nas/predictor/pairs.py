@@ -9,14 +9,17 @@ from nas.predictor.encoding import changed_rows
 
 def weighted_pairs(
     enc: torch.Tensor, decay: float, max_pairs: int, generator: torch.Generator
-) -> torch.Tensor:
-    """Ordered index pairs ``[P, 2]`` of distinct rows of ``enc [n, D]``.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ordered index pairs ``[P, 2]`` of distinct rows of ``enc [n, D]`` and their training
+    weights ``[P]``.
 
-    A pair ``d`` edits apart weighs ``decay ** (d - 1)`` (1 for neighbours); when there are
-    more than ``max_pairs`` pairs, ``max_pairs`` are drawn by weight without replacement, else
-    all are kept (in row-major order). So a locally dense archive trains on its close pairs
-    and a sparse random one still trains on every distance (arXiv 2411.14498 trains on close
-    pairs only, which leaves a random sample of a space like DARTS with almost none).
+    A pair ``d`` edits apart weighs ``decay ** (d - 1)`` (1 for neighbours). When there are
+    more than ``max_pairs`` pairs, ``max_pairs`` are drawn by weight without replacement
+    (their weights are then 1: the draw already favours the close ones), else all are kept
+    (in row-major order) with their weights, which the predictor's minibatches are drawn by.
+    So a locally dense archive trains mostly on its close pairs and a sparse random one still
+    trains on every distance (arXiv 2411.14498 trains on close pairs only, which leaves a
+    random sample of a space like DARTS with almost none).
     """
     if not 0 < decay <= 1:
         raise ValueError(f"decay must be in (0, 1], got {decay}")
@@ -27,6 +30,8 @@ def weighted_pairs(
     n_pairs = int((weight > 0).sum())
     if n_pairs <= max_pairs:
         flat = weight.nonzero().squeeze(1)
+        kept = weight[flat].float()
     else:
         flat = torch.multinomial(weight, max_pairs, replacement=False, generator=generator)
-    return torch.stack([flat // len(enc), flat % len(enc)], dim=1)
+        kept = torch.ones(max_pairs)
+    return torch.stack([flat // len(enc), flat % len(enc)], dim=1), kept

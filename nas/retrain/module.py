@@ -1,6 +1,7 @@
 """Training a found architecture from scratch: the LightningModule of the DARTS evaluation
 recipe (SGD with cosine annealing, gradient clipping, drop path rising linearly over the
-epochs, auxiliary loss)."""
+epochs, auxiliary loss). Its test accuracy is the final weights' (``trainer.test`` after the
+last epoch); validation, when there is any, runs on a part held out of the training split."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from nas.errors import ensure_finite, ensure_finite_state
 from nas.retrain.network import RetrainNetwork
+from nas.schedules import cosine_lr
 from nas.spaces import get_space
 
 #: what a retraining's numerics errors suggest
@@ -23,8 +25,15 @@ FIXES = "a lower retrain.lr, trainer.precision=32-true, a smaller retrain.grad_c
 class RetrainModule(pl.LightningModule):
     """Trains ``arch`` of the space ``space`` (``{"name", "subnet"}``: the standalone network's
     sizes) on ``num_classes`` classes. ``recipe``: ``epochs``, ``lr``, ``lr_min``, ``momentum``,
-    ``weight_decay``, ``grad_clip``, ``drop_path``, ``auxiliary_weight``. Validation reports
-    ``val/acc`` on the split the data module gives (the test split in the DARTS recipe)."""
+    ``weight_decay``, ``grad_clip``, ``drop_path``, ``auxiliary_weight``.
+
+    The learning rate and the drop-path rate are functions of the epoch and the current
+    ``epochs``, set when training starts (after a restore) and from epoch to epoch (no
+    scheduler state is checkpointed), so a retraining resumed with more epochs follows the
+    longer schedules.
+    ``test_step`` reports ``test/acc`` (the DARTS protocol: the last epoch's weights on the
+    test split); ``validation_step`` reports ``val/acc`` on whatever validation split the data
+    module gives (``retrain.val_portion`` of the training split; none by default)."""
 
     def __init__(
         self,
@@ -41,6 +50,7 @@ class RetrainModule(pl.LightningModule):
         self.net = RetrainNetwork(net, num_classes, auxiliary=recipe["auxiliary_weight"] > 0)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
     @property
     def recipe(self) -> Mapping[str, Any]:
@@ -51,11 +61,10 @@ class RetrainModule(pl.LightningModule):
 
     def configure_optimizers(self):
         r = self.recipe
-        opt = torch.optim.SGD(
+        # no scheduler: the rate is set by _set_lr
+        return torch.optim.SGD(
             self.parameters(), lr=r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"]
         )
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, r["epochs"], eta_min=r["lr_min"])
-        return [opt], [sched]
 
     def configure_gradient_clipping(
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
@@ -67,10 +76,31 @@ class RetrainModule(pl.LightningModule):
         """Refuse to checkpoint non-finite weights: the last good checkpoint stays."""
         ensure_finite_state(checkpoint["state_dict"], self.current_epoch, self.global_step, FIXES)
 
-    def on_train_epoch_start(self) -> None:
+    def _set_lr(self, epoch: int) -> None:
+        """The learning rate of ``epoch`` of the current ``epochs``."""
+        r = self.recipe
+        lr = cosine_lr(epoch, r["epochs"], r["lr"], r["lr_min"])
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = lr
+
+    def _set_drop_path(self) -> None:
         self.net.set_drop_path(
             self.recipe["drop_path"] * self.current_epoch / self.recipe["epochs"]
         )
+
+    def on_train_start(self) -> None:
+        """The schedules of the current epoch, after Lightning restored a checkpoint: its
+        optimizer holds the rate of the epoch count it was written with, and a mid-epoch
+        resume starts no epoch."""
+        self._set_drop_path()
+        self._set_lr(self.current_epoch)
+
+    def on_train_epoch_start(self) -> None:
+        self._set_drop_path()
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/lr", self.optimizers().optimizer.param_groups[0]["lr"], sync_dist=True)
+        self._set_lr(self.current_epoch + 1)  # as a scheduler steps: callbacks see it next epoch
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -95,3 +125,10 @@ class RetrainModule(pl.LightningModule):
         self.val_acc(logits, y)
         self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self.net(x)
+        self.test_acc(logits, y)
+        self.log("test/loss", F.cross_entropy(logits, y), sync_dist=True)
+        self.log("test/acc", self.test_acc, on_epoch=True)

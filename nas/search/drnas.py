@@ -41,8 +41,12 @@ class DrnasStrategy(SeededDraws, DartsStrategy):
         """A reparameterised Dirichlet draw per edge, from the strategy's generator."""
         out = {}
         for kind, c in self.concentrations().items():
+            # the draw reads the CPU generator: it is reseeded from the strategy's own and
+            # restored afterwards (torch.manual_seed would reseed every CUDA generator too)
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(torch.randint(2**62, (), generator=self.generator)))
+                torch.default_generator.manual_seed(
+                    int(torch.randint(2**62, (), generator=self.generator))
+                )
                 out[kind] = Dirichlet(c.cpu()).rsample().to(c.device)
         return out
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from nas.errors import ensure_finite, ensure_finite_state
+from nas.schedules import cosine_lr
 from nas.search.parts import build_search_supernet, build_space
 from nas.search.strategies import build_strategy
 
@@ -33,6 +34,11 @@ NUMERICS_FIXES = (
 
 class SupernetModule(pl.LightningModule):
     """Trains the supernet's weights (SGD, cosine) and the strategy's parameters (Adam).
+
+    Every schedule (the weights' learning rate, the strategy's temperature or ramp) is a
+    function of the epoch and the current ``search.epochs``, set when training starts (after
+    a restore) and from epoch to epoch; no scheduler state is checkpointed, so a run resumed
+    with more epochs follows the longer schedules from where it stands.
 
     Args:
         space: the ``space`` config (``name``, ``subnet``, ``supernet``) as a plain mapping.
@@ -62,12 +68,13 @@ class SupernetModule(pl.LightningModule):
 
     @classmethod
     def from_config(cls, cfg: Any, num_classes: int, in_channels: int) -> SupernetModule:
-        """The module of a run config's ``space`` and ``search`` (resolved to plain mappings)."""
+        """The module of a run config's ``space`` and ``search`` (resolved to plain mappings);
+        the run's ``seed`` seeds the strategy's own draws (single paths)."""
         from omegaconf import OmegaConf
 
         return cls(
             space=OmegaConf.to_container(cfg.space, resolve=True),
-            search=OmegaConf.to_container(cfg.search, resolve=True),
+            search={**OmegaConf.to_container(cfg.search, resolve=True), "seed": cfg.seed},
             num_classes=num_classes,
             in_channels=in_channels,
         )
@@ -77,6 +84,8 @@ class SupernetModule(pl.LightningModule):
         return self.hparams["search"]
 
     def configure_optimizers(self):
+        """``([SGD on the weights, Adam on the strategy's parameters if any], [])``: no
+        scheduler, the weights' rate is set by :meth:`_set_lr`."""
         hp = self.search_hparams
         w_opt = torch.optim.SGD(
             self.supernet.parameters(),
@@ -84,19 +93,16 @@ class SupernetModule(pl.LightningModule):
             momentum=hp["w_momentum"],
             weight_decay=hp["w_weight_decay"],
         )
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            w_opt, T_max=hp["epochs"], eta_min=hp["w_lr_min"]
-        )
         arch_params = self.strategy.arch_parameters()
         if not arch_params:
-            return [w_opt], [sched]
+            return [w_opt], []
         a_opt = torch.optim.Adam(
             arch_params,
             lr=hp["arch_lr"],
             betas=tuple(hp["arch_betas"]),
             weight_decay=hp["arch_weight_decay"],
         )
-        return [w_opt, a_opt], [sched]
+        return [w_opt, a_opt], []
 
     def _optimizers(self) -> tuple[Any, Any | None]:
         opts = self.optimizers()
@@ -166,13 +172,27 @@ class SupernetModule(pl.LightningModule):
         self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
 
+    def _set_lr(self, epoch: int) -> None:
+        """The weights' learning rate of ``epoch`` of the current ``search.epochs``."""
+        hp = self.search_hparams
+        lr = cosine_lr(epoch, hp["epochs"], hp["w_lr"], hp["w_lr_min"])
+        for group in self._optimizers()[0].optimizer.param_groups:
+            group["lr"] = lr
+
+    def on_train_start(self) -> None:
+        """The schedules of the current epoch, after Lightning restored a checkpoint: its
+        optimizer holds the rate of the epoch count it was written with, and a mid-epoch
+        resume starts no epoch."""
+        self.strategy.set_epoch(self.current_epoch, self.search_hparams["epochs"])
+        self._set_lr(self.current_epoch)
+
     def on_train_epoch_start(self) -> None:
         self.strategy.set_epoch(self.current_epoch, self.search_hparams["epochs"])
 
     def on_train_epoch_end(self) -> None:
-        sched = self.lr_schedulers()
-        self.log("train/lr", sched.get_last_lr()[0], sync_dist=True)
+        w_opt = self._optimizers()[0].optimizer
+        self.log("train/lr", w_opt.param_groups[0]["lr"], sync_dist=True)
         for kind, p in self.strategy.probabilities().items():
             entropy = -(p * p.clamp_min(1e-12).log()).sum(-1).mean()
             self.log(f"arch/{kind}_entropy", entropy, sync_dist=True)
-        sched.step()
+        self._set_lr(self.current_epoch + 1)  # as a scheduler steps: callbacks see it next epoch

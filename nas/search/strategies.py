@@ -90,9 +90,18 @@ class Strategy(nn.Module):
         """What ``space.derive`` reads to give the strategy's architecture."""
         return {k: w.detach() for k, w in self.op_weights().items()}
 
+    @property
+    def derives(self) -> bool:
+        """Whether the strategy points at an architecture: it has architecture parameters.
+        Single-path strategies do not (their probabilities are uniform, whose argmax is no
+        choice but the first op of each edge)."""
+        return bool(self.arch_parameters())
+
     def derived(self) -> Arch:
         """The architecture the strategy points at: ``space.derive`` of
-        :meth:`derivation_weights`."""
+        :meth:`derivation_weights` (only when :attr:`derives`)."""
+        if not self.derives:
+            raise ValueError("a strategy without architecture parameters derives no arch")
         return self.space.derive({k: w.cpu() for k, w in self.derivation_weights().items()})
 
     def train_paths(self) -> list[OpWeights]:

@@ -60,6 +60,7 @@ class MixedOp(nn.Module):
         c_op = c // partial
         self.ops = nn.ModuleList(make_op(n, c_op, stride, affine, track, pool_bn) for n in op_names)
         self.zero = Zero(c, stride)
+        self.channels = c
         self.lean = lean
         self.shared = shared
         self.partial = partial
@@ -90,7 +91,9 @@ class MixedOp(nn.Module):
         op = self.ops[k]
         if isinstance(op, Zero):
             return self.zero
-        return PartialChannels(op, self.partial, self.stride) if self.partial > 1 else op
+        if self.partial == 1:
+            return op
+        return PartialChannels(op, self.partial, self.stride, self.channels)
 
     def run_op(self, k: int, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """``scale * op_k(x)``; ``scale``: 0-d tensor."""

@@ -1,0 +1,155 @@
+"""The stages that score: derive (the strategy's arch), sample, evolve and export."""
+
+from __future__ import annotations
+
+import random
+
+from pytorch_lightning.loggers import WandbLogger
+
+from nas.errors import ConfigError, NasError
+from nas.evaluate.base import Evaluator
+from nas.evolution import (
+    RefineConfig,
+    Tracker,
+    random_search,
+    refine,
+    regularized_evolution,
+    sample_around,
+)
+from nas.evolution.archive import finite
+from nas.export import export_final
+from nas.files import ARCHIVE_FILE, DERIVED_FILE, PREDICTOR_FILE
+from nas.io import read_json, write_json_atomic
+from nas.pipeline.state import Run
+from nas.predictor import build_predictor, save_predictor
+from nas.search import build_loggers
+from nas.spaces import Arch
+
+SAMPLE_STAGE = "sample"
+
+
+def derived_arch(run: Run) -> Arch | None:
+    """The strategy's derived arch (validated by the space); ``None`` for a strategy without
+    architecture parameters, which derives none."""
+    derived = read_json(run.path(DERIVED_FILE))
+    return None if derived["arch"] is None else run.space.from_json(derived)
+
+
+def derive(run: Run) -> None:
+    """Mark the last epoch's derived architecture final (validating it against the space)."""
+    arch = derived_arch(run)
+    record = {"space": run.space.name, "arch": None} if arch is None else run.space.to_json(arch)
+    epoch = read_json(run.path(DERIVED_FILE))["epoch"]
+    write_json_atomic(run.path(DERIVED_FILE), {**record, "epoch": epoch, "final": True})
+
+
+def sample(run: Run) -> None:
+    """Score K subnets one-shot: the derived arch and its neighbours (when the strategy derives
+    one), then random archs, each the best of ``sample.prescreen_pool`` by the prescreen
+    proxy when one is set (``archive.jsonl``)."""
+    cfg = run.cfg.sample
+    derived = derived_arch(run)
+    done = len(run.oneshot_entries(SAMPLE_STAGE))
+    with run.queries("sample", cfg.size, done) as evaluator:
+        sample_around(
+            Tracker(evaluator, cfg.size, run.archive, run.feasible),
+            derived,
+            cfg.neighbours,
+            run.rng(SAMPLE_STAGE),
+            run.prescreen,
+            cfg.prescreen_pool,
+            stage=SAMPLE_STAGE,
+        )
+
+
+def evolve(run: Run) -> None:
+    """Search from the sampled subnets with ``evolution.algorithm``; every evaluation archived."""
+    cfg = run.cfg.evolution
+    init = [e.arch for e in run.oneshot_entries(SAMPLE_STAGE)]
+    rng = run.rng("evolve")
+    budget = len(init) + cfg.budget  # the sampled archs are replayed from the archive for free
+    done = len(run.oneshot_entries()) - len(init)
+    with run.queries(f"evolve ({cfg.algorithm})", cfg.budget, done) as evaluator:
+        _evolve(run, evaluator, init, rng, budget)
+
+
+def _evolve(
+    run: Run, evaluator: Evaluator, init: list[Arch], rng: random.Random, budget: int
+) -> None:
+    """``evolution.algorithm`` from ``init`` with ``evaluator`` until ``budget`` archs are scored."""
+    cfg, p = run.cfg.evolution, run.cfg.predictor
+    if cfg.algorithm == "refine":
+        options = {
+            "decay": p.decay,
+            "max_pairs": p.max_pairs,
+            "k_nearest": p.k_nearest,
+        }
+        try:
+            predictor = build_predictor(p.kind, run.space, p.train, **options)
+            refine_cfg = RefineConfig(**cfg.refine)
+        except ValueError as err:
+            raise ConfigError(f"{err} (predictor.* / evolution.refine.*)") from None
+        tracker = refine(
+            evaluator,
+            budget,
+            rng,
+            lambda space: predictor,
+            run.archive,
+            run.feasible,
+            refine_cfg,
+            init=init,
+            prescreen=run.prescreen,
+        )
+        scored = finite(tracker.history)
+        if len(scored) >= 2:  # the predictor's final fit, on everything the search scored
+            archs, scores = [e.arch for e in scored], [e.score.value for e in scored]
+            predictor.fit(archs, scores)
+            save_predictor(run.path(PREDICTOR_FILE), predictor, archs, scores, options)
+    elif cfg.algorithm == "regularized":
+        regularized_evolution(
+            evaluator,
+            budget,
+            rng,
+            run.archive,
+            run.feasible,
+            cfg.population_size,
+            cfg.tournament_size,
+            init=init,
+        )
+    elif cfg.algorithm == "random":
+        random_search(evaluator, budget, rng, run.archive, run.feasible, init=init)
+    else:
+        raise ConfigError(
+            f"unknown evolution.algorithm {cfg.algorithm!r}; known: refine, regularized, random"
+        )
+
+
+def export(run: Run) -> None:
+    """Write the best one-shot arch as ``final.json``, ``subnet.pt``, ``subnet.onnx``, ``summary.md``, ``plots/``."""
+    entries = [e for e in run.oneshot_entries() if run.feasible(e.arch)]
+    if not entries:
+        raise NasError(f"{run.path(ARCHIVE_FILE)} holds no one-shot score: run the sample stage")
+    dm = run.datamodule
+    best = max(entries, key=lambda e: e.rank)
+    module = run.supernet_for(best.arch)
+    record = export_final(
+        run.dir,
+        run.space,
+        module.hparams["space"],
+        module.supernet,
+        entries,
+        best,
+        algorithm=run.cfg.evolution.algorithm,
+        calib=[x for x, _ in run.oneshot_batches[0]],
+        test=dm.test_dataloader(),
+        num_classes=dm.num_classes,
+        in_channels=dm.in_channels,
+        cost=run.cost,
+        onnx=run.cfg.export.onnx,
+        plots=run.cfg.export.plots,
+    )
+    for logger in build_loggers(run.cfg):
+        if isinstance(logger, WandbLogger):
+            from nas.export.wandb_report import report_to_wandb
+
+            report_to_wandb(logger, run.dir, run.space, entries, record)

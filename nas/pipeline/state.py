@@ -1,0 +1,184 @@
+"""``Run``: one run directory and the parts its stages share (data, supernet, evaluators,
+archive, cost model), each built on first use."""
+
+from __future__ import annotations
+
+import random
+from contextlib import AbstractContextManager
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
+
+from nas.data import SearchDataModule
+from nas.errors import NasError
+from nas.evaluate import OneShotEvaluator, ProxyEvaluator
+from nas.evaluate.base import Evaluator
+from nas.evolution import Archive
+from nas.evolution.progress import query_progress
+from nas.export import CostModel
+from nas.files import ARCHIVE_FILE, FINETUNED_FILE, SPLITS_FILE, SUPERNET_FILE
+from nas.io import read_json
+from nas.pipeline.records import StageRecords, digest, settings
+from nas.search import SupernetModule, build_space
+from nas.search.checkpoints import module_from_checkpoint
+from nas.spaces import Arch
+from nas.split.restriction import Restriction
+from nas.split.routed import RoutedEvaluator, route
+
+#: the stages whose outputs the one-shot scores read (the supernet, fine-tuned, split)
+SCORER_INPUTS = ("search", "finetune", "split")
+#: the settings of the one-shot scores themselves (their batches follow the run's seed)
+SCORER_KEYS = ("oneshot", "seed")
+
+
+class Run:
+    """One run directory and the parts its stages share, each built on first use."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.dir = Path(cfg.paths.output_dir)
+        self.space = build_space(cfg.space)
+        #: the process that runs every stage; the other ranks of a multi-process (DDP) run
+        #: only join the stages that train (Lightning's launcher sets their rank variables)
+        self.rank: int = rank_zero_only.rank
+        self.rank_zero = self.rank == 0
+        self.records = StageRecords(self.dir)
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    @cached_property
+    def device(self) -> torch.device:
+        accelerator = str(self.cfg.trainer.accelerator)
+        cuda = accelerator in ("gpu", "cuda") or (
+            accelerator == "auto" and torch.cuda.is_available()
+        )
+        return torch.device("cuda" if cuda else "cpu")
+
+    @cached_property
+    def datamodule(self) -> SearchDataModule:
+        dm = SearchDataModule(self.cfg.dataset, self.cfg.seed)
+        dm.prepare_data()
+        dm.setup()
+        return dm
+
+    @property
+    def supernet_file(self) -> Path:
+        """The supernet the evaluators score subnets of: fine-tuned when that stage ran."""
+        path = self.path(FINETUNED_FILE)
+        return path if path.exists() else self.path(SUPERNET_FILE)
+
+    @cached_property
+    def supernet_module(self) -> SupernetModule:
+        path = self.supernet_file
+        if not path.exists():
+            raise NasError(f"{path} is missing: run the search stage first (stages=[search, ...])")
+        return module_from_checkpoint(SupernetModule, path).to(self.device).eval()
+
+    @cached_property
+    def oneshot_batches(self) -> tuple[list, list]:
+        """The one-shot evaluator's calibration and validation batches."""
+        o = self.cfg.oneshot
+        dm = self.datamodule
+        calib = dm.fixed_batches("weights", o.calib_batches, o.batch_size, seed=self.cfg.seed)
+        return calib, dm.fixed_batches("arch", o.val_batches, o.batch_size)
+
+    @cached_property
+    def leaves(self) -> list[tuple[Restriction, SupernetModule]] | None:
+        """The sub-supernets of a finished split and their restrictions (None: no split)."""
+        path = self.path(SPLITS_FILE)
+        if self.cfg.split.method is None or not path.exists():
+            return None
+        return [
+            (
+                Restriction.from_json(self.space, leaf["allowed"]),
+                self.leaf_module(leaf).to(self.device).eval(),
+            )
+            for leaf in read_json(path)["leaves"]
+        ]
+
+    def leaf_module(self, leaf: dict[str, Any]) -> SupernetModule:
+        """A split's sub-supernet (the unsplit one for the root, whose ``file`` is None)."""
+        if leaf["file"] is None:
+            return self.supernet_module
+        return module_from_checkpoint(SupernetModule, self.path(leaf["file"]))
+
+    def supernet_for(self, arch: Arch) -> SupernetModule:
+        """The supernet whose weights ``arch`` inherits: its sub-supernet after a split."""
+        if self.leaves is None:
+            return self.supernet_module
+        return self.leaves[route([r for r, _ in self.leaves], arch)][1]
+
+    @cached_property
+    def evaluator(self) -> Evaluator:
+        """One-shot scores: of the supernet, or routed to the sub-supernets after a split."""
+        calib, val = self.oneshot_batches
+        if self.leaves is None:
+            return OneShotEvaluator(self.supernet_module.supernet, calib, val)
+        return RoutedEvaluator(
+            self.space, [(r, OneShotEvaluator(m.supernet, calib, val)) for r, m in self.leaves]
+        )
+
+    @cached_property
+    def prescreen(self) -> ProxyEvaluator | None:
+        p = self.cfg.prescreen
+        if p.proxy is None:
+            return None
+        x, y = self.datamodule.fixed_batches("weights", 1, p.images, seed=self.cfg.seed)[0]
+        return ProxyEvaluator(
+            self.space,
+            p.proxy,
+            x.to(self.device),
+            y.to(self.device),
+            num_classes=self.datamodule.num_classes,
+            seed=self.cfg.seed,
+        )
+
+    @cached_property
+    def cost(self) -> CostModel:
+        """Parameters and FLOPs of an arch's network as ``retrain`` builds it (the space's
+        standalone network): what the constraints bound and ``final.json`` reports."""
+        dm = self.datamodule
+        image = dm.fixed_batches("weights", 1, 1)[0][0]
+        return CostModel(self.space, dm.num_classes, dm.in_channels, image.shape[-1])
+
+    def feasible(self, arch: Arch) -> bool:
+        c = self.cfg.constraints
+        if c.max_params is not None and self.cost.params(arch) > c.max_params:
+            return False
+        return c.max_flops is None or self.cost.flops(arch) <= c.max_flops
+
+    @cached_property
+    def producer(self) -> dict[str, str]:
+        """What scores this run's subnets: the supernet checkpoint (and split) and the scorer's
+        settings; archive records of another producer are kept in the file but not reused."""
+        inputs = {s: self.records.digest_of(s) for s in SCORER_INPUTS}
+        return {
+            "checkpoint": self.supernet_file.name,
+            "scorer": digest({"settings": settings(self.cfg, SCORER_KEYS), "inputs": inputs}),
+        }
+
+    @cached_property
+    def archive(self) -> Archive:
+        return Archive(self.space, self.path(ARCHIVE_FILE), producer=self.producer)
+
+    def oneshot_entries(self, stage: str | None = None) -> list:
+        return [
+            e
+            for e in self.archive
+            if e.score.source == "oneshot" and (stage is None or e.stage == stage)
+        ]
+
+    def queries(self, what: str, total: int, done: int) -> AbstractContextManager[Evaluator]:
+        """The one-shot evaluator behind a progress bar of ``what`` (queries ``done`` of
+        ``total``, best score so far), when the trainer shows progress bars."""
+        shown = bool(self.cfg.trainer.get("enable_progress_bar", True))
+        return query_progress(self.evaluator, what, total, done, enabled=shown)
+
+    def rng(self, stage: str) -> random.Random:
+        """The draws of ``stage``: seeded by the run's seed and the stage, so a rerun repeats them."""
+        return random.Random(f"{self.cfg.seed}:{stage}")
