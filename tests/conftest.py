@@ -75,6 +75,20 @@ def bare_trainer(train_batches: int, val_batches: int = 0):
     )
 
 
+def image_tree(root, per_class: int = 24, size: int = 12) -> None:
+    """``root/{train,test}/{a,b}/*.png``: random RGB images."""
+    import numpy as np
+    from PIL import Image
+
+    g = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(per_class):
+                pixels = g.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / cls / f"{i}.png")
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path: Path):
     """A tiny DARTS search config writing into ``tmp_path``; extra overrides may follow."""

@@ -11,7 +11,7 @@ from omegaconf import open_dict
 from nas.data import SearchDataModule, build_dataset, register_dataset
 from nas.data import registry as data_registry
 from nas.errors import ConfigError, DatasetUnavailableError
-from tests.conftest import ROOT, SHARED_DATA, compose_cfg
+from tests.conftest import ROOT, SHARED_DATA, compose_cfg, image_tree
 
 
 def test_digits_is_offline_and_split_in_disjoint_halves():
@@ -276,24 +276,11 @@ def test_setup_reads_absent_files_without_fetching_them(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def _image_tree(root, per_class: int = 24, size: int = 12) -> None:
-    """``root/{train,test}/{a,b}/*.png``: random RGB images."""
-    from PIL import Image
-
-    g = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for cls in ("a", "b"):
-            (root / split / cls).mkdir(parents=True)
-            for i in range(per_class):
-                pixels = g.integers(0, 256, (size, size, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / split / cls / f"{i}.png")
-
-
 def test_scoring_batches_are_the_same_unaugmented_pixels_in_every_process(tmp_path):
     """The one-shot evaluator's batches come from the training split without random crops or
     flips: processes with other random states (a run and its resume) get the same pixels, the
     test transform's, while the augmented training view differs (the positive control)."""
-    _image_tree(tmp_path)
+    image_tree(tmp_path)
     cfg = compose_cfg(
         "dataset=imagefolder",
         f"dataset.train_dir={tmp_path}/train",

@@ -16,6 +16,7 @@ from nas.io import read_json, read_jsonl
 from nas.pipeline import Run, run
 from nas.predictor import load_predictor
 from nas.spaces import get_space
+from tests.conftest import image_tree
 
 QUICK = (
     "stages=[search,derive,finetune,sample,evolve,export]",
@@ -384,3 +385,32 @@ def test_a_changed_training_setting_redoes_the_stage_from_scratch(
     run(quick_cfg("finetune.w_lr=0.001", "finetune.epochs=2"))
     assert len(list((tmp_path / "stale").glob("finetune-*"))) == 1  # it continued
     assert torch.load(tmp_path / "finetuned.ckpt", weights_only=True)["epoch"] == 2
+
+
+def test_scores_on_augmented_data_are_reproduced_by_a_new_process_and_the_export(
+    quick_cfg, tmp_path
+):
+    """With random crops and flips on (an ``imagefolder`` tree), a process with another random
+    state scores the final arch exactly as the run did, and so does the exported
+    ``subnet.pt``: scores are measured on fixed, unaugmented views."""
+    data = tmp_path / "images"
+    image_tree(data, per_class=40)
+    images = (
+        "dataset=imagefolder",
+        f"dataset.train_dir={data}/train",
+        f"dataset.test_dir={data}/test",
+        "dataset.image_size=8",
+        "dataset.batch_size=8",
+        "dataset.num_workers=0",
+        "dataset.augment=true",
+        "oneshot.val_batches=2",
+    )
+    cfg = quick_cfg(*images, f"paths.output_dir={tmp_path}/run")
+    run(cfg)
+    final = read_json(tmp_path / "run" / FINAL_FILE)
+    torch.manual_seed(123)  # a resumed run or another process: other random crops
+    state = Run(cfg)
+    arch = state.space.from_str(final["arch"])
+    assert state.evaluator.evaluate([arch])[0].value == final["oneshot_score"]
+    net, _ = nas.load_subnet(tmp_path / "run" / SUBNET_FILE)
+    assert accuracy(net, state.evaluator.val) == pytest.approx(final["oneshot_score"])
