@@ -383,6 +383,8 @@ def check_config(cfg: Any) -> None:
             f"{fair[0]}=fair needs a space whose edges choose ops independently; space.name="
             f"{cfg.space.name} does not (use {fair[0]}=uniform or sandwich, or space=nb201)"
         )
+    if "retrain" in cfg.stages and not 0 <= cfg.retrain.val_portion < 1:
+        raise ConfigError(f"retrain.val_portion={cfg.retrain.val_portion} must be in [0, 1)")
     if not 0 < cfg.predictor.decay <= 1:
         raise ConfigError(f"predictor.decay={cfg.predictor.decay} must be in (0, 1]")
     if cfg.search.tau_max < cfg.search.tau_min:
