@@ -30,6 +30,8 @@ class DumpStrategyState(pl.Callback):
         self.dir = Path(dir)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not hasattr(pl_module, "strategy"):  # a retraining has none
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         torch.save(
             pl_module.strategy.state_dict(),

@@ -45,6 +45,11 @@ def test_every_experiment_runs_a_step_with_every_space_and_offline_dataset(exper
                 "trainer.fast_dev_run=true",
                 "trainer.enable_progress_bar=false",
                 "logger=none",
+                # a step of each stage: two subnets sampled, two evolved, one batch each
+                "sample.size=2",
+                "evolution.budget=2",
+                "oneshot.calib_batches=1",
+                "oneshot.val_batches=1",
                 f"paths.output_dir={out}",
                 *extra,
             )

@@ -2,6 +2,7 @@
 split stage on offline data, and the gradient-matching comparison behind the same interface."""
 
 import itertools
+import math
 import random
 import subprocess
 import sys
@@ -13,12 +14,16 @@ import torch
 from nas.errors import ConfigError, NasError
 from nas.evaluate.base import Cost, Score
 from nas.evaluate.proxies import lid_mle
+from nas.export.subnet import build_subnet, load_subnet
+from nas.files import SUBNET_FILE, SUPERNET_FILE
 from nas.io import read_json
 from nas.pipeline import run
+from nas.search import SupernetModule
+from nas.search.checkpoints import module_from_checkpoint
 from nas.spaces import NB201_OPS, get_space
 from nas.split.measure import affinities, bipartition, choose_split, cosine_similarity
 from nas.split.restriction import Restriction
-from nas.split.routed import RoutedEvaluator
+from nas.split.routed import RoutedEvaluator, route
 from nas.supernet import build_supernet
 from tests.conftest import ROOT
 
@@ -97,7 +102,8 @@ def test_routing_sends_every_nb201_arch_to_exactly_one_sub_supernet():
     counts = [0] * len(leaves)
     for arch in archs:
         counts[routed.route(arch)] += 1
-    assert sum(counts) == 5**6 and all(counts)
+    # each leaf gets exactly its own archs: the product of its edges' allowed ops
+    assert counts == [math.prod(len(ops) for ops in r.allowed["cell"]) for r in leaves]
     sample = archs[::997]
     scores = routed.evaluate(sample)  # in the order asked, each by its own leaf
     assert [s.value for s in scores] == [float(routed.route(a)) for a in sample]
@@ -155,7 +161,34 @@ def test_the_split_search_runs_the_pipeline_on_digits(search, tiny_cfg, tmp_path
     (split,) = tree["splits"]
     assert sorted([*split["groups"][0], *split["groups"][1]]) == list(range(5))
     assert len(tree["peak_mb"]) == 1
-    assert result.final is not None and SPACE.from_json(result.final)
+
+    # the exported subnet carries the weights of the sub-supernet its arch routes to, not
+    # those of the unsplit supernet the split started from (the searched one: these
+    # searches' finetune.epochs is 0)
+    arch = SPACE.from_json(result.final)
+    exported, record = load_subnet(tmp_path / SUBNET_FILE)
+    assert record["arch"] == SPACE.to_str(arch)
+    restrictions = [Restriction.from_json(SPACE, leaf["allowed"]) for leaf in tree["leaves"]]
+    leaf = tree["leaves"][route(restrictions, arch)]
+
+    def parameters(checkpoint):  # the arch's parameters as that supernet holds them
+        supernet = module_from_checkpoint(SupernetModule, checkpoint).supernet
+        net = build_subnet(
+            SPACE,
+            arch,
+            record["num_classes"],
+            record["in_channels"],
+            record["supernet"],
+            supernet.state_dict(),
+        )
+        return dict(net.named_parameters())
+
+    ours = dict(exported.named_parameters())
+    from_leaf = parameters(tmp_path / leaf["file"])
+    unsplit = parameters(tmp_path / SUPERNET_FILE)
+    assert ours.keys() == from_leaf.keys() == unsplit.keys()
+    assert all(torch.equal(ours[k], from_leaf[k]) for k in ours)
+    assert not all(torch.equal(ours[k], unsplit[k]) for k in ours)
 
 
 def test_a_split_of_another_method_is_not_continued(tiny_cfg, tmp_path):

@@ -1,16 +1,20 @@
 """Search strategies: each one's defining property, and one real search epoch of each."""
 
+import copy
 import random
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
 from nas.errors import ConfigError
+from nas.files import SUPERNET_FILE
 from nas.io import read_json
 from nas.pipeline import run
-from nas.search import DERIVED_FILE, available_strategies, build_strategy
+from nas.search import DERIVED_FILE, SupernetModule, available_strategies, build_strategy
+from nas.search.checkpoints import read_checkpoint
 from nas.search.darts2 import SecondOrderDartsStrategy
 from nas.search.drnas import DrnasStrategy
 from nas.search.gdas import GdasStrategy
@@ -197,11 +201,19 @@ def test_pcdarts_normalises_edges_per_node_and_derives_from_the_product():
         for node in range(4):
             ids = [e for e, n in enumerate(space.edge_nodes[kind]) if n == node]
             assert mass[ids].sum().item() == pytest.approx(1.0)
-    # the edge weights decide which inputs a node keeps
+
+    # the edge weights decide which inputs a node keeps: node 3 (five inputs, two kept)
+    # keeps its weakest input once that edge's beta dominates the node's edge softmax
+    def kept(arch):  # node 3's inputs: its genes are the last two
+        return {j for _, j in arch.normal[6:8]}
+
+    node3 = [e for e, n in enumerate(space.edge_nodes["normal"]) if n == 3]
+    best = strategy.derivation_weights()["normal"][node3, 1:].max(-1).values  # not 'none'
+    weakest = int(best.argmin())
+    assert weakest not in kept(space.derive(strategy.derivation_weights()))
     with torch.no_grad():
-        strategy.edge_betas["normal"][1] = 10.0  # node 0's edge from input 1
-    arch = space.derive(strategy.derivation_weights())
-    assert 1 in [j for _, j in arch.normal[:2]]
+        strategy.edge_betas["normal"][node3[weakest]] = 10.0
+    assert weakest in kept(space.derive(strategy.derivation_weights()))
 
 
 def test_fairdarts_weights_are_independent_sigmoids_pushed_to_zero_or_one():
@@ -243,12 +255,33 @@ def test_beta_decay_gradient_is_the_softmax_of_the_alphas():
         )
 
 
-def test_arch_warmup_keeps_the_alphas_frozen(tiny_cfg):
-    dm, module = search_module(tiny_cfg("search.arch_warmup_epochs=1"))
-    alphas0 = {k: a.detach().clone() for k, a in module.strategy.alphas.items()}
-    trainer = bare_trainer(2, 0)
+def test_arch_warmup_keeps_the_alphas_frozen_then_trains_them(tiny_cfg):
+    dm, module = search_module(tiny_cfg("search.epochs=2", "search.arch_warmup_epochs=1"))
+
+    def alphas():
+        return {k: a.detach().clone() for k, a in module.strategy.alphas.items()}
+
+    seen = [alphas()]  # at the start, then at the end of each epoch
+
+    class Record(pl.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            seen.append(alphas())
+
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        callbacks=[Record()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, datamodule=dm)
-    assert all(torch.equal(alphas0[k], a) for k, a in module.strategy.alphas.items())
+    start, warm, after = seen
+    assert all(torch.equal(start[k], warm[k]) for k in start)  # the warm-up epoch: frozen
+    assert all(not torch.equal(warm[k], after[k]) for k in warm)  # the next epoch: trained
 
 
 # -- single-path samplers ------------------------------------------------------------------
@@ -263,7 +296,8 @@ def test_fair_sampler_step_trains_every_op_of_every_edge_exactly_once():
         assert len(paths) == n
         picks = torch.stack([p["cell"] for p in paths])  # [paths, edges, ops]
         assert torch.equal(picks.sum(0), torch.ones(6, n))
-        assert all(space.derive(p) for p in paths)
+        for p in paths:  # each path is one arch's one-hot op weights
+            assert torch.equal(space.one_hot(space.derive(p))["cell"], p["cell"])
 
 
 def test_fair_sampler_needs_independent_edges():
@@ -271,22 +305,49 @@ def test_fair_sampler_needs_independent_edges():
         SinglePathStrategy(get_space("darts"), "fair")
 
 
-def test_multi_path_step_sums_gradients_into_one_update(tiny_cfg, monkeypatch):
+@pytest.mark.parametrize("sampler", ["fair", "sandwich"])
+def test_multi_path_step_sums_gradients_into_one_update(sampler, tiny_cfg, monkeypatch):
+    """One weight step of a multi-path sampler: a single optimizer step whose gradient is the
+    sum of the paths' gradients, each taken at the weights before the step."""
     from nas.supernet import Supernet
 
-    dm, module = search_module(tiny_cfg("space=nb201", "search=spos", "search.sampler=fair"))
-    forwards = []
-    forward = Supernet.forward
+    dm, module = search_module(tiny_cfg("space=nb201", "search=spos", f"search.sampler={sampler}"))
+    reference = copy.deepcopy(module.supernet)  # the weights the step starts from
+    batches, paths, steps = [], [], []
+    forward, training_step = Supernet.forward, SupernetModule.training_step
+    before_step = SupernetModule.on_before_optimizer_step
 
-    def counting(self, x, weights):
+    def recording_step(self, batch, batch_idx):
+        batches.append(batch["train"])
+        return training_step(self, batch, batch_idx)
+
+    def recording_forward(self, x, weights):
         if self.training:
-            forwards.append(weights)
+            paths.append(weights)
         return forward(self, x, weights)
 
-    monkeypatch.setattr(Supernet, "forward", counting)
-    trainer = bare_trainer(1, 0)
-    trainer.fit(module, datamodule=dm)
-    assert len(forwards) == 5 and trainer.global_step == 1
+    def recording_before_step(self, optimizer):  # the gradient the update is made of
+        params = self.supernet.parameters()
+        steps.append([torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params])
+        return before_step(self, optimizer)
+
+    monkeypatch.setattr(SupernetModule, "training_step", recording_step)
+    monkeypatch.setattr(Supernet, "forward", recording_forward)
+    monkeypatch.setattr(SupernetModule, "on_before_optimizer_step", recording_before_step)
+    bare_trainer(1, 0).fit(module, datamodule=dm)
+    monkeypatch.undo()
+
+    assert len(paths) == {"fair": 5, "sandwich": 4}[sampler] and len(steps) == 1
+    ((x, y),) = batches
+    params = list(reference.parameters())
+    per_path = [
+        torch.autograd.grad(F.cross_entropy(reference(x, w), y), params, allow_unused=True)
+        for w in paths
+    ]
+    (step,) = steps
+    for i, (grad, p) in enumerate(zip(step, params, strict=True)):
+        parts = [torch.zeros_like(p) if g[i] is None else g[i] for g in per_path]
+        torch.testing.assert_close(grad, torch.stack(parts).sum(0), rtol=1e-4, atol=1e-6)
 
 
 def test_sandwich_trains_the_largest_the_smallest_and_random_paths():
@@ -350,7 +411,7 @@ def test_draws_resume_from_the_checkpointed_state(make):
     ],
     ids=lambda o: "-".join(v.split("=")[1] for v in o),
 )
-def test_one_digits_epoch_of_each_strategy_derives_a_valid_arch(overrides, tmp_path):
+def test_one_digits_epoch_of_each_strategy_writes_its_derived_arch(overrides, tmp_path):
     cfg = compose_cfg(
         "+experiment=digits",
         *overrides,
@@ -362,8 +423,20 @@ def test_one_digits_epoch_of_each_strategy_derives_a_valid_arch(overrides, tmp_p
     )
     result = run(cfg)
     space = get_space(cfg.space.name)
+    # the arch the searched strategy points at: derived from its architecture parameters as
+    # the checkpoint holds them; single paths (spos) have none and derive no arch
+    expected = None
+    if cfg.search.strategy != "spos":
+        strategy = build_strategy(space, cfg.search)
+        state = read_checkpoint(tmp_path / SUPERNET_FILE)["state_dict"]
+        prefix = "strategy."
+        strategy.load_state_dict(
+            {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        )
+        expected = space.to_str(space.derive(strategy.derivation_weights()))
     derived = read_json(tmp_path / DERIVED_FILE)
-    assert derived["final"] and space.to_str(space.from_json(derived)) == result.arch
+    assert derived == {"space": space.name, "arch": expected, "epoch": 0, "final": True}
+    assert result.derived == derived
 
 
 # -- wiring diagnostics --------------------------------------------------------------------

@@ -32,7 +32,7 @@ def train_py(
 @pytest.mark.slow
 def test_train_py_digits_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
-    cmd, proc = train_py(run_dir, "search.epochs=2")
+    cmd, proc = train_py(run_dir, "search.epochs=2", "finetune.epochs=2", "evolution.budget=12")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert str(run_dir) in proc.stdout.replace("\n", "")
 
@@ -81,6 +81,10 @@ def test_ddp_search_on_two_cpu_processes_keeps_the_ranks_in_step(search, tmp_pat
         "trainer.precision=32-true",
         f"search={search}",
         "search.epochs=1",
+        "finetune.epochs=1",
+        "sample.size=4",
+        "evolution.budget=4",
+        "export.plots=false",
         "+callbacks.dump._target_=tests.callbacks.DumpStrategyState",
         f"+callbacks.dump.dir={states}",
         *retrain,
@@ -125,7 +129,15 @@ def test_kill_9_mid_epoch_and_mid_evolve_resumes_to_the_uninterrupted_result(tmp
     """A real ``train.py`` killed with SIGKILL mid-way through a search epoch, rerun, killed
     again while evolving, and rerun, ends with the files of a run never killed: the same
     alphas every epoch, the same supernet weights (bit for bit), archive and final arch."""
-    same = ("search.epochs=2", "checkpoint_every_n_steps=4", "trainer.deterministic=true")
+    same = (
+        "search.epochs=2",
+        "checkpoint_every_n_steps=4",
+        "trainer.deterministic=true",
+        "finetune.epochs=1",
+        "sample.size=8",
+        "evolution.budget=12",
+        "export.plots=false",
+    )
     _, proc = train_py(tmp_path / "whole", *same)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

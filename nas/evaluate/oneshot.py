@@ -3,7 +3,6 @@ BatchNorm statistics recalibrated per subnet first."""
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ def batchnorm_kept(net: nn.Module) -> Iterator[None]:
     """Inside, forward passes may move ``net``'s BatchNorm running statistics and change its
     train/eval mode; afterwards both are as they were."""
     bns = _tracking_bns(net)
-    saved = [copy.deepcopy(bn.state_dict()) for bn in bns]
+    saved = [{k: v.clone() for k, v in bn.state_dict().items()} for bn in bns]
     was_training = net.training
     try:
         yield

@@ -87,13 +87,13 @@ class Archive:
         self.others = 0
         if self.path is not None:
             for n, obj in enumerate(read_jsonl(self.path), start=1):
-                if obj.get("producer") != producer:
-                    self.others += 1
-                    continue
                 try:
                     entry = Entry.from_json(space, obj)
                 except ValueError as err:  # ArchError included
                     raise ValueError(f"{self.path}: record {n}: {err}") from None
+                if obj.get("producer") != producer:
+                    self.others += 1
+                    continue
                 if self.has(entry.arch, entry.score.source):
                     raise ValueError(
                         f"{self.path}:{n}: {obj['arch']} is archived twice with source "

@@ -102,6 +102,9 @@ class Stage:
     trains: bool = False
     extendable: tuple[str, ...] = ()
     files: tuple[str, ...] = field(default=())
+    #: whether the config asks for any work of it (no fine-tune of 0 epochs, no split
+    #: without a method)
+    applies: Callable[[Run], bool] = lambda run: True
 
     def fingerprint(self, run: Run) -> Fingerprint:
         """Today's values of what the stage's outputs depend on."""
@@ -144,23 +147,22 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "finetune",
         training.finetune,
-        lambda r: r.cfg.finetune.epochs == 0 or r.path(FINETUNED_FILE).exists(),
+        lambda r: r.path(FINETUNED_FILE).exists(),
         ("finetune", *TRAINING_KEYS),
         reads=("search",),
         trains=True,
         extendable=("finetune.epochs",),
         files=(FINETUNE_DIR, FINETUNED_FILE),
+        applies=lambda r: r.cfg.finetune.epochs > 0,
     ),
     Stage(
         "split",
         training.split,
-        lambda r: (
-            r.cfg.split.method is None
-            or (r.path(SPLITS_FILE).exists() and read_json(r.path(SPLITS_FILE))["done"])
-        ),
+        lambda r: r.path(SPLITS_FILE).exists() and read_json(r.path(SPLITS_FILE))["done"],
         ("split", "finetune", "oneshot.batch_size", *TRAINING_KEYS),
         reads=("search", "finetune"),
         files=(SPLIT_DIR, SPLITS_FILE),
+        applies=lambda r: r.cfg.split.method is not None,
     ),
     Stage(
         "sample",
@@ -231,7 +233,7 @@ def wait_for_rank_zero(run: Run, stages: list[Stage], poll: float = 2.0) -> None
     """Block a DDP rank other than zero until rank zero has finished ``stages`` (their records
     hold today's fingerprints), before a training stage that reads their files."""
     waited, start = 0.0, time.monotonic()
-    for stage in stages:
+    for stage in (s for s in stages if s.applies(run)):
         while run.records.get(stage.name) != stage.fingerprint(run):
             if time.monotonic() - start >= waited + 60:
                 waited = time.monotonic() - start
@@ -241,6 +243,8 @@ def wait_for_rank_zero(run: Run, stages: list[Stage], poll: float = 2.0) -> None
 
 def run_stage(run: Run, stage: Stage) -> None:
     """Run ``stage`` unless its outputs are whole and made with today's settings; record them."""
+    if not stage.applies(run):
+        return
     wanted, recorded = stage.fingerprint(run), run.records.get(stage.name)
     if run.cfg.resume and recorded == wanted and stage.complete(run):
         log.info("%s stage already done in %s; skipping", stage.name, run.dir)
