@@ -45,7 +45,9 @@ def test_every_experiment_runs_a_step_with_every_space_and_offline_dataset(exper
                 "trainer.fast_dev_run=true",
                 "trainer.enable_progress_bar=false",
                 "logger=none",
-                # a step of each stage: two subnets sampled, two evolved, one batch each
+                # a step of each stage: the smallest networks (the experiments' sizes are
+                # built elsewhere), two subnets sampled, two evolved, one batch each
+                "scale=tiny",
                 "sample.size=2",
                 "evolution.budget=2",
                 "oneshot.calib_batches=1",

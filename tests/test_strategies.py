@@ -418,6 +418,9 @@ def test_one_digits_epoch_of_each_strategy_writes_its_derived_arch(overrides, tm
         "search.epochs=1",
         "stages=[search,derive]",
         "logger=none",
+        "callbacks=none",  # no checkpoints or heatmaps: this test reads derived.json
+        "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=2",
         "trainer.enable_progress_bar=false",
         f"paths.output_dir={tmp_path}",
     )

@@ -32,7 +32,9 @@ def train_py(
 @pytest.mark.slow
 def test_train_py_digits_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
-    cmd, proc = train_py(run_dir, "search.epochs=2", "finetune.epochs=2", "evolution.budget=12")
+    cmd, proc = train_py(
+        run_dir, "search.epochs=2", "finetune.epochs=2", "sample.size=8", "evolution.budget=12"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert str(run_dir) in proc.stdout.replace("\n", "")
 
@@ -85,6 +87,8 @@ def test_ddp_search_on_two_cpu_processes_keeps_the_ranks_in_step(search, tmp_pat
         "sample.size=4",
         "evolution.budget=4",
         "export.plots=false",
+        "export.onnx=false",
+        "~callbacks.wiring_diagnostics",
         "+callbacks.dump._target_=tests.callbacks.DumpStrategyState",
         f"+callbacks.dump.dir={states}",
         *retrain,
@@ -137,6 +141,8 @@ def test_kill_9_mid_epoch_and_mid_evolve_resumes_to_the_uninterrupted_result(tmp
         "sample.size=8",
         "evolution.budget=12",
         "export.plots=false",
+        "export.onnx=false",
+        "~callbacks.wiring_diagnostics",
     )
     _, proc = train_py(tmp_path / "whole", *same)
     assert proc.returncode == 0, proc.stderr[-3000:]
