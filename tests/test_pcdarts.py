@@ -95,13 +95,8 @@ def test_pcdarts_exports_on_digits_sized_as_retrained_and_constrained(tmp_path):
     run(cfg)
     final = read_json(tmp_path / FINAL_FILE)
     arch = space.from_json(final)
-    module = RetrainModule(
-        space=OmegaConf.to_container(cfg.space, resolve=True),
-        arch=space.to_str(arch),
-        num_classes=10,
-        in_channels=1,
-        recipe=OmegaConf.to_container(cfg.retrain, resolve=True),
-    )
+    recipe = OmegaConf.to_container(cfg.retrain, resolve=True)
+    module = RetrainModule.from_config(cfg.space, space.to_str(arch), 10, 1, recipe)
     x = torch.zeros(1, 1, 8, 8)
     assert final["params"] == count_params(module.net.net) <= limit
     assert final["flops"] == count_flops(module.net.net.eval(), x)

@@ -14,7 +14,6 @@ from typing import ClassVar
 import pytest
 import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 
 from nas.files import SUPERNET_FILE
 from nas.pipeline import run
@@ -147,13 +146,7 @@ def _retrain(tmp_path, epochs: int, ckpt_path: str | None) -> pl.LightningModule
     arch = space.to_str(space.sample(random.Random(0)))
     pl.seed_everything(0)
     data = RetrainDataModule(cfg.dataset, batch_size=32, cutout=0)
-    module = RetrainModule(
-        space=OmegaConf.to_container(cfg.space, resolve=True),
-        arch=arch,
-        num_classes=data.num_classes,
-        in_channels=data.in_channels,
-        recipe=recipe,
-    )
+    module = RetrainModule.from_config(cfg.space, arch, data.num_classes, data.in_channels, recipe)
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=epochs,

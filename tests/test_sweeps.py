@@ -101,6 +101,7 @@ def test_a_local_multirun_runs_two_searches_in_parallel_and_summarises_them(tmp_
         "launcher=local",
         "search.epochs=1",
         "finetune.epochs=1",
+        "dataset.limit_train=640",
         "sample.size=4",
         "evolution.budget=4",
         "export.onnx=false",

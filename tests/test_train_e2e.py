@@ -83,6 +83,7 @@ def test_ddp_search_on_two_cpu_processes_keeps_the_ranks_in_step(search, tmp_pat
         "trainer.precision=32-true",
         f"search={search}",
         "search.epochs=1",
+        "dataset.limit_train=640",
         "finetune.epochs=1",
         "sample.size=4",
         "evolution.budget=4",
@@ -135,6 +136,7 @@ def test_kill_9_mid_epoch_and_mid_evolve_resumes_to_the_uninterrupted_result(tmp
     alphas every epoch, the same supernet weights (bit for bit), archive and final arch."""
     same = (
         "search.epochs=2",
+        "dataset.limit_train=640",
         "checkpoint_every_n_steps=4",
         "trainer.deterministic=true",
         "finetune.epochs=1",
@@ -148,17 +150,17 @@ def test_kill_9_mid_epoch_and_mid_evolve_resumes_to_the_uninterrupted_result(tmp
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     run_dir = tmp_path / "killed"
-    # 11 batches an epoch, two optimizer steps each: step 14 is batch 7 of epoch 0, and the
-    # last checkpoint before it was written at step 12
+    # 5 batches an epoch (320 images a half), two optimizer steps each: step 6 is batch 3 of
+    # epoch 0, and the last checkpoint before it was written at step 4
     cmd, proc = train_py(
         run_dir,
         *same,
         "+callbacks.kill._target_=tests.callbacks.KillAtStep",
-        "+callbacks.kill.step=14",
+        "+callbacks.kill.step=6",
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     checkpoint = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=True, mmap=True)
-    assert (checkpoint["epoch"], checkpoint["global_step"]) == (0, 12)
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (0, 4)
     assert not (run_dir / "derived.json").exists()
 
     cmd = [c for c in cmd if "callbacks.kill" not in c]

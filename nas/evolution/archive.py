@@ -83,16 +83,13 @@ class Archive:
         self.entries: list[Entry] = []
         self._by_key: dict[tuple[Arch, str], Entry] = {}
         self._archs: set[Arch] = set()
-        #: records of the file made by another producer (kept there, not served)
-        self.others = 0
         if self.path is not None:
             for n, obj in enumerate(read_jsonl(self.path), start=1):
                 try:
                     entry = Entry.from_json(space, obj)
                 except ValueError as err:  # ArchError included
                     raise ValueError(f"{self.path}: record {n}: {err}") from None
-                if obj.get("producer") != producer:
-                    self.others += 1
+                if obj.get("producer") != producer:  # kept in the file, not served
                     continue
                 if self.has(entry.arch, entry.score.source):
                     raise ValueError(

@@ -25,7 +25,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ class Stage:
     reads: tuple[str, ...] = ()
     trains: bool = False
     extendable: tuple[str, ...] = ()
-    files: tuple[str, ...] = field(default=())
+    files: tuple[str, ...] = ()
     #: whether the config asks for any work of it (no fine-tune of 0 epochs, no split
     #: without a method)
     applies: Callable[[Run], bool] = lambda run: True
@@ -232,12 +232,10 @@ def finish_wandb() -> None:
 def wait_for_rank_zero(run: Run, stages: list[Stage], poll: float = 2.0) -> None:
     """Block a DDP rank other than zero until rank zero has finished ``stages`` (their records
     hold today's fingerprints), before a training stage that reads their files."""
-    waited, start = 0.0, time.monotonic()
     for stage in (s for s in stages if s.applies(run)):
+        if run.records.get(stage.name) != stage.fingerprint(run):
+            log.info("rank %d waits for rank zero's %s stage", run.rank, stage.name)
         while run.records.get(stage.name) != stage.fingerprint(run):
-            if time.monotonic() - start >= waited + 60:
-                waited = time.monotonic() - start
-                log.info("rank %d waits for rank zero's %s stage", run.rank, stage.name)
             time.sleep(poll)
 
 

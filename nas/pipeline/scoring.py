@@ -28,19 +28,18 @@ from nas.spaces import Arch
 SAMPLE_STAGE = "sample"
 
 
-def derived_arch(run: Run) -> Arch | None:
-    """The strategy's derived arch (validated by the space); ``None`` for a strategy without
-    architecture parameters, which derives none."""
-    derived = read_json(run.path(DERIVED_FILE))
-    return None if derived["arch"] is None else run.space.from_json(derived)
+def derived_arch(run: Run, record: dict) -> Arch | None:
+    """The arch of a ``derived.json`` record, validated by the space; ``None`` for a strategy
+    without architecture parameters, which derives none."""
+    return None if record["arch"] is None else run.space.from_json(record)
 
 
 def derive(run: Run) -> None:
     """Mark the last epoch's derived architecture final (validating it against the space)."""
-    arch = derived_arch(run)
-    record = {"space": run.space.name, "arch": None} if arch is None else run.space.to_json(arch)
-    epoch = read_json(run.path(DERIVED_FILE))["epoch"]
-    write_json_atomic(run.path(DERIVED_FILE), {**record, "epoch": epoch, "final": True})
+    record = read_json(run.path(DERIVED_FILE))
+    arch = derived_arch(run, record)
+    canonical = {} if arch is None else run.space.to_json(arch)
+    write_json_atomic(run.path(DERIVED_FILE), {**record, **canonical, "final": True})
 
 
 def sample(run: Run) -> None:
@@ -48,7 +47,7 @@ def sample(run: Run) -> None:
     one), then random archs, each the best of ``sample.prescreen_pool`` by the prescreen
     proxy when one is set (``archive.jsonl``)."""
     cfg = run.cfg.sample
-    derived = derived_arch(run)
+    derived = derived_arch(run, read_json(run.path(DERIVED_FILE)))
     done = len(run.oneshot_entries(SAMPLE_STAGE))
     with run.queries("sample", cfg.size, done) as evaluator:
         sample_around(

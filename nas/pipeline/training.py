@@ -216,13 +216,7 @@ def retrain(run: Run) -> None:
     data = RetrainDataModule(
         cfg.dataset, recipe["batch_size"], recipe["cutout"], cfg.seed, recipe["val_portion"]
     )
-    module = RetrainModule(
-        space=OmegaConf.to_container(cfg.space, resolve=True),
-        arch=arch,
-        num_classes=data.num_classes,
-        in_channels=data.in_channels,
-        recipe=recipe,
-    )
+    module = RetrainModule.from_config(cfg.space, arch, data.num_classes, data.in_channels, recipe)
     trainer = build_trainer(cfg, run.dir, subdir=RETRAIN_DIR, max_epochs=recipe["epochs"])
     fit(run, "retraining", trainer, module, data, run.path(RETRAIN_DIR))
     # the DARTS protocol: the last epoch's weights, tested once (every rank joins)

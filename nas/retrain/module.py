@@ -52,6 +52,18 @@ class RetrainModule(pl.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    @classmethod
+    def from_config(
+        cls, space: Any, arch: str, num_classes: int, in_channels: int, recipe: Mapping[str, Any]
+    ) -> RetrainModule:
+        """The module of a run config's ``space`` (resolved to a plain mapping)."""
+        from omegaconf import OmegaConf
+
+        plain = OmegaConf.to_container(space, resolve=True) if OmegaConf.is_config(space) else space
+        return cls(
+            space=plain, arch=arch, num_classes=num_classes, in_channels=in_channels, recipe=recipe
+        )
+
     @property
     def recipe(self) -> Mapping[str, Any]:
         return self.hparams["recipe"]
