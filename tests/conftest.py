@@ -42,6 +42,7 @@ TINY = (
     "search.epochs=1",
     "logger=none",
     "trainer.enable_progress_bar=false",
+    "callbacks.wiring_diagnostics.pictures=false",
 )
 
 
@@ -128,3 +129,9 @@ def run_copy(finished_runs, tmp_path):
         return tmp_path
 
     return copy
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first: pytest-xdist hands tests out in this order, so the longest ones
+    start early and the workers finish together instead of one waiting on the other."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

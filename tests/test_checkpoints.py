@@ -67,9 +67,9 @@ def test_config_changes_name_every_differing_key_but_epochs():
 
 
 @pytest.fixture
-def searched(tiny_cfg, tmp_path):
+def searched(run_copy, tmp_path):
     """A finished one-epoch tiny search whose last.ckpt a rerun would resume from."""
-    run(tiny_cfg())
+    run_copy()
     (tmp_path / SUPERNET_FILE).unlink()  # so that a rerun trains again, from last.ckpt
     return tmp_path / "checkpoints" / "last.ckpt"
 

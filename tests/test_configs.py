@@ -44,6 +44,7 @@ def test_every_experiment_runs_a_step_with_every_space_and_offline_dataset(exper
                 f"dataset={dataset}",
                 "trainer.fast_dev_run=true",
                 "trainer.enable_progress_bar=false",
+                "callbacks.wiring_diagnostics.pictures=false",
                 "logger=none",
                 # a step of each stage: the smallest networks (the experiments' sizes are
                 # built elsewhere), two subnets sampled, two evolved, one batch each

@@ -107,13 +107,13 @@ def test_learning_rate_follows_the_cosine_schedule(tiny_cfg):
     assert lrs == pytest.approx(expected)
 
 
-def test_supernet_checkpoint_loads_with_lightning(tiny_cfg, tmp_path):
-    cfg = tiny_cfg()
-    run(cfg)
-    restored = SupernetModule.load_from_checkpoint(tmp_path / SUPERNET_FILE, weights_only=True)
-    state = torch.load(tmp_path / SUPERNET_FILE, weights_only=True)["state_dict"]
-    assert set(restored.state_dict()) == set(state)
-    assert all(torch.equal(restored.state_dict()[k], v) for k, v in state.items())
+def test_supernet_checkpoint_loads_with_lightning(finished_runs):
+    path = finished_runs() / SUPERNET_FILE
+    restored = SupernetModule.load_from_checkpoint(path, weights_only=True)
+    state = torch.load(path, weights_only=True)["state_dict"]
+    restored_state = restored.state_dict()
+    assert set(restored_state) == set(state)
+    assert all(torch.equal(restored_state[k], v) for k, v in state.items())
     assert restored.hparams["search"]["strategy"] == "darts"
     x = torch.randn(2, 3, 8, 8)
     restored.eval()

@@ -55,11 +55,10 @@ def _evaluated(monkeypatch) -> list:
 
 
 def test_pipeline_writes_every_artifact_and_a_rerun_skips_every_stage(
-    quick_cfg, tmp_path, monkeypatch
+    quick_cfg, run_copy, tmp_path, monkeypatch
 ):
-    result = run(quick_cfg())
+    run_copy(*QUICK)
     final = read_json(tmp_path / FINAL_FILE)
-    assert result.final == final and result.arch == final["arch"]
     for name in (
         "supernet.ckpt",
         "finetuned.ckpt",
@@ -89,9 +88,10 @@ def test_pipeline_writes_every_artifact_and_a_rerun_skips_every_stage(
 
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     evaluated = _evaluated(monkeypatch)
-    run(quick_cfg())
+    result = run(quick_cfg())
     assert evaluated == []
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    assert result.final == final and result.arch == final["arch"]
 
 
 def test_a_run_stopped_after_sample_evolves_without_rescoring(quick_cfg, tmp_path, monkeypatch):
@@ -107,9 +107,9 @@ def test_a_run_stopped_after_sample_evolves_without_rescoring(quick_cfg, tmp_pat
     assert len({(r["arch"], r["source"]) for r in records}) == len(records) == 12
 
 
-def test_exported_subnet_is_the_scored_network(quick_cfg, tmp_path):
+def test_exported_subnet_is_the_scored_network(quick_cfg, run_copy, tmp_path):
+    run_copy(*QUICK)
     cfg = quick_cfg()
-    run(cfg)
     final = read_json(tmp_path / FINAL_FILE)
     net, record = nas.load_subnet(tmp_path / SUBNET_FILE)
     assert record["arch"] == final["arch"] and count_params(net) == final["exported_params"]
@@ -281,7 +281,7 @@ def test_a_wandb_run_offline_holds_the_pictures_the_archive_and_the_summary(
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    result = run(quick_cfg("logger=wandb"))
+    result = run(quick_cfg("logger=wandb", "callbacks.wiring_diagnostics.pictures=true"))
     (offline,) = (tmp_path / "wandb").glob("offline-run-*")
     media = offline / "files" / "media"
     images = {p.name.rsplit("_", 2)[0] for p in (media / "images").rglob("*.png")}

@@ -59,8 +59,8 @@ def test_search_writes_derived_arch_each_epoch_and_resumes(tiny_cfg, tmp_path):
     assert [r["epoch"] for r in read_jsonl(tmp_path / ALPHAS_FILE)] == [0, 1]
 
 
-def test_resume_false_refuses_to_overwrite(tiny_cfg):
-    run(tiny_cfg())
+def test_resume_false_refuses_to_overwrite(tiny_cfg, run_copy):
+    run_copy()
     with pytest.raises(ConfigError, match="resume=true"):
         run(tiny_cfg("resume=false"))
 
@@ -83,18 +83,14 @@ def test_bf16_arch_gradient_matches_fp32(tiny_cfg):
     assert 0.9 < g16.norm() / g32.norm() < 1.1
 
 
-def test_same_seed_same_search(tiny_cfg, tmp_path):
-    """Deterministic CPU: the same config and seed give the same alphas and derived arch."""
+def test_same_seed_same_search(tiny_cfg, finished_runs, tmp_path):
+    """Deterministic CPU: the same config and seed give the same alphas and derived arch (the
+    session's tiny run and a new one); another seed gives other alphas."""
     results = []
-    for name in ("a", "b"):
-        run(tiny_cfg("search.epochs=2", f"paths.output_dir={tmp_path / name}"))
-        results.append(
-            (
-                read_json(tmp_path / name / DERIVED_FILE),
-                list(read_jsonl(tmp_path / name / ALPHAS_FILE)),
-            )
-        )
+    run(tiny_cfg(f"paths.output_dir={tmp_path / 'b'}"))
+    for run_dir in (finished_runs(), tmp_path / "b"):
+        results.append((read_json(run_dir / DERIVED_FILE), list(read_jsonl(run_dir / ALPHAS_FILE))))
     assert results[0] == results[1]
     other = tmp_path / "seed1"
-    run(tiny_cfg("search.epochs=2", "seed=1", f"paths.output_dir={other}"))
+    run(tiny_cfg("seed=1", f"paths.output_dir={other}"))
     assert list(read_jsonl(other / ALPHAS_FILE)) != results[0][1]

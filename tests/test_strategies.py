@@ -487,7 +487,7 @@ def test_search_writes_wiring_diagnostics_and_warns_on_skip_collapse(
 
     monkeypatch.setattr(diagnostics, "SKIP_WARNING", 0)  # any derived cell counts as collapse
     with pytest.warns(UserWarning, match="skip connections"):
-        run(tiny_cfg("search.epochs=2"))
+        run(tiny_cfg("search.epochs=2", "callbacks.wiring_diagnostics.pictures=true"))
     records = list(read_jsonl(tmp_path / "wiring.jsonl"))
     assert [r["epoch"] for r in records] == [0, 1]
     assert set(records[0]["cells"]) == {"normal", "reduce"}

@@ -96,11 +96,12 @@ class WiringDiagnostics(pl.Callback):
     :func:`wiring_stats` as ``wiring/<kind>_*``, append them to ``wiring.jsonl`` (epochs
     already there, from before a resume, are not repeated), save
     ``wiring/epoch_<n>/op_weights_<kind>.png`` and the derived cell ``wiring/epoch_<n>/cell.png``
-    (and log both to W&B when a W&B logger is on),
-    and warn when the derived normal cell has ``SKIP_WARNING`` or more skip connections."""
+    (and log both to W&B when a W&B logger is on; ``pictures=False`` skips the pictures,
+    about 3 CPU seconds an epoch), and warn when the derived normal cell has ``SKIP_WARNING`` or more skip connections."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, pictures: bool = True) -> None:
         self.run_dir = Path(run_dir)
+        self.pictures = pictures
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         strategy = getattr(pl_module, "strategy", None)
@@ -130,7 +131,8 @@ class WiringDiagnostics(pl.Callback):
         path = self.run_dir / WIRING_FILE
         if all(r["epoch"] != epoch for r in read_jsonl(path)):
             append_jsonl(path, {"epoch": epoch, "arch": space.to_str(arch), "cells": stats})
-        self._pictures(trainer, space, epoch, probs, arch)
+        if self.pictures:
+            self._pictures(trainer, space, epoch, probs, arch)
 
     def _pictures(
         self,
