@@ -33,8 +33,10 @@ def main(cfg: DictConfig) -> float | None:
     if final is not None:
         console.print(f"[bold green]done[/] ({result.space})")
         console.print(f"final architecture: {final['arch']}")
+        oneshot = final["oneshot_score"]
         console.print(
-            f"one-shot score {final['oneshot_score']:.2f} (validation), test accuracy "
+            f"score {final['score']:.3f} ({final['scorer']}; one-shot "
+            f"{'n/a' if oneshot is None else format(oneshot, '.2f')} on validation), test accuracy "
             f"{final['test_accuracy']:.2f} with inherited weights; as retrained: "
             f"{final['params']:,} parameters, {final['flops']:,} FLOPs per image "
             f"(subnet.pt: {final['exported_params']:,} parameters)"
@@ -52,7 +54,7 @@ def main(cfg: DictConfig) -> float | None:
         )
     console.print(f"results in: {result.run_dir.resolve()}")
     if final is not None:
-        return float(final["oneshot_score"])
+        return float(final["score"])
     return float(retrained["test_accuracy"]) if retrained is not None else None
 
 

@@ -143,6 +143,23 @@ class OneShotConfig:
     batch_size: int = 256
 
 
+#: ``search.strategy`` of a search that trains no supernet (``search=training_free``)
+TRAINING_FREE = "training_free"
+
+
+@dataclass
+class ScorerConfig:
+    """What ``sample`` and ``evolve`` query (``nas/evaluate/scorer.py``): the one-shot
+    evaluator alone (``components: [oneshot]``), or the weighted mean of standardised
+    components (``oneshot``, ``proxy:<name>``, ``params``, ``flops``)."""
+
+    name: str = "oneshot"  # oneshot | proxy | hybrid: names the archive's source scorer:<name>
+    components: list[str] = field(default_factory=lambda: ["oneshot"])
+    weights: dict[str, float] = field(default_factory=dict)  # by component; default 1 each
+    reference: int = 32  # random archs whose spread puts the components on one scale
+    images: int = 128  # training images the proxies see (one fixed batch)
+
+
 @dataclass
 class SampleConfig:
     """The sample stage: the derived arch, then its neighbours, then random archs."""
@@ -242,6 +259,7 @@ class TrainConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     prescreen: PrescreenConfig = field(default_factory=PrescreenConfig)
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
@@ -296,6 +314,8 @@ _AT_LEAST = (
     ("oneshot.val_batches", 1),
     ("oneshot.batch_size", 1),
     ("prescreen.images", 1),
+    ("scorer.reference", 2),
+    ("scorer.images", 2),
     ("constraints.max_params", 1),
     ("constraints.max_flops", 1),
 )
@@ -314,7 +334,7 @@ def _choices(cfg: Any) -> list[tuple[str, Any, list[str]]]:
     out = [
         ("dataset.name", cfg.dataset.name, available_datasets()),
         ("space.name", cfg.space.name, list(available_spaces())),
-        ("search.strategy", cfg.search.strategy, available_strategies()),
+        ("search.strategy", cfg.search.strategy, [*available_strategies(), TRAINING_FREE]),
         ("search.sampler", cfg.search.sampler, list(SAMPLERS)),
         ("finetune.sampler", cfg.finetune.sampler, list(SAMPLERS)),
         ("predictor.kind", cfg.predictor.kind, sorted(PREDICTORS)),
@@ -325,6 +345,22 @@ def _choices(cfg: Any) -> list[tuple[str, Any, list[str]]]:
     if cfg.split.method is not None:
         out.append(("split.method", cfg.split.method, list(SPLIT_METHODS)))
     return out
+
+
+def _check_scorer(scorer: Any) -> None:
+    """``scorer.components`` are known and distinct, ``scorer.weights`` name only them."""
+    from nas.evaluate.proxies import available_proxies
+
+    known = ["oneshot", "params", "flops", *(f"proxy:{p}" for p in available_proxies())]
+    components = list(scorer.components)
+    if not components or len(set(components)) != len(components):
+        raise ConfigError(f"scorer.components={components} must be distinct and not empty")
+    for name in components:
+        if name not in known:
+            raise ConfigError(f"unknown scorer.components entry {name!r}; known: {known}")
+    extra = sorted(set(scorer.weights) - set(components))
+    if extra:
+        raise ConfigError(f"scorer.weights names {extra}, not in scorer.components={components}")
 
 
 def check_config(cfg: Any) -> None:
@@ -354,7 +390,15 @@ def check_config(cfg: Any) -> None:
     except ValueError as err:
         raise ConfigError(f"evolution.{err}") from None
 
-    if cfg.search.strategy != "spos" and cfg.search.arch_warmup_epochs >= cfg.search.epochs:
+    if cfg.search.strategy == TRAINING_FREE and "oneshot" in cfg.scorer.components:
+        raise ConfigError(
+            f"search=training_free trains no supernet, so scorer.components="
+            f"{list(cfg.scorer.components)} cannot hold oneshot (use scorer=proxy)"
+        )
+    if (
+        cfg.search.strategy not in ("spos", TRAINING_FREE)
+        and cfg.search.arch_warmup_epochs >= cfg.search.epochs
+    ):
         warnings.warn(
             f"search.arch_warmup_epochs={cfg.search.arch_warmup_epochs} >= search.epochs="
             f"{cfg.search.epochs}: the architecture parameters never train",
@@ -383,6 +427,7 @@ def check_config(cfg: Any) -> None:
             f"{fair[0]}=fair needs a space whose edges choose ops independently; space.name="
             f"{cfg.space.name} does not (use {fair[0]}=uniform or sandwich, or space=nb201)"
         )
+    _check_scorer(cfg.scorer)
     if "retrain" in cfg.stages and not 0 <= cfg.retrain.val_portion < 1:
         raise ConfigError(f"retrain.val_portion={cfg.retrain.val_portion} must be in [0, 1)")
     if not 0 < cfg.predictor.decay <= 1:

@@ -38,6 +38,7 @@ def _job_row(job_dir: Path) -> dict[str, Any]:
         "job": job_dir.name,
         "overrides": list(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")),
         "arch": arch,
+        "score": record.get("score"),
         "oneshot_score": record.get("oneshot_score"),
         "test_accuracy": record.get("test_accuracy"),
         "params": record.get("params"),
@@ -79,7 +80,7 @@ def _markdown(rows: Sequence[dict[str, Any]], shared: Sequence[str]) -> str:
         return "—" if value is None else format(value, fmt)
 
     retrained = any("retrain_accuracy" in r for r in rows)
-    head = "| job | overrides | one-shot | test acc | " + ("retrained | " if retrained else "")
+    head = "| job | overrides | score | test acc | " + ("retrained | " if retrained else "")
     lines = [
         "# Sweep summary",
         "",
@@ -91,7 +92,7 @@ def _markdown(rows: Sequence[dict[str, Any]], shared: Sequence[str]) -> str:
     for r in rows:
         extra = f"{cell(r.get('retrain_accuracy'), '.2f')} | " if retrained else ""
         lines.append(
-            f"| {r['job']} | `{' '.join(r['overrides'])}` | {cell(r['oneshot_score'], '.2f')} | "
+            f"| {r['job']} | `{' '.join(r['overrides'])}` | {cell(r['score'], '.3f')} | "
             f"{cell(r['test_accuracy'], '.2f')} | {extra}{cell(r['params'], ',')} | "
             f"{r['status']} | `{r['arch'] or '—'}` |"
         )
@@ -112,17 +113,20 @@ def write_top_k(run_dir: str | Path, k: int, experiment: str) -> str:
     """Write the ``k`` best one-shot scored archs of ``run_dir``'s archive as
     ``topk/<rank>.json`` (``{"space", "arch", "score"}``, the form ``arch=`` reads) and
     return the command that retrains them as one multirun of ``+experiment=<experiment>``."""
+    from nas.evaluate.scorer import scorer_source
     from nas.evolution import Archive
     from nas.spaces import get_space
 
     run_dir = Path(run_dir)
     config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     space = get_space(config.space.name)
+    scorer = config.get("scorer") or {"name": "oneshot", "components": ["oneshot"]}  # older runs
+    source = scorer_source(scorer["name"], scorer["components"])
     entries = [
-        e for e in finite(Archive(space, run_dir / ARCHIVE_FILE)) if e.score.source == "oneshot"
+        e for e in finite(Archive(space, run_dir / ARCHIVE_FILE)) if e.score.source == source
     ]
     if not entries:
-        raise ValueError(f"{run_dir / ARCHIVE_FILE} holds no one-shot scored arch")
+        raise ValueError(f"{run_dir / ARCHIVE_FILE} holds no arch scored by {source}")
     best = sorted(entries, key=lambda e: -e.score.value)[:k]
     files = []
     for rank, entry in enumerate(best, start=1):

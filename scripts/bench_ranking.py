@@ -15,19 +15,23 @@ DARTS epoch costs several single-path epochs). Rows (``--rows``):
 * ``nas_lid``, ``gm``: a single-path supernet split ``--split-levels`` times (NAS-LID's LID
   comparison, or gradient matching), half the budget for the warm-up and half for the
   sub-supernets' fine-tunes; scored by routing each cell to its sub-supernet. The peak memory
-  of the split comparisons is reported beside.
+  of the split comparisons is reported beside;
+* ``proxy``: no training at all: ``scorer=proxy`` (zero-cost proxies of each cell's
+  standalone network at initialisation, rank-aggregated); its time is the scoring's.
 
 Every row is scored by the pipeline's ``OneShotEvaluator`` (its default calibration and
-validation settings, ``oneshot.*``) on the same 100 random cells (seed 0) and the table's top
-50, and reports Kendall tau and Spearman against ``cifar10_test_200``, and the true accuracy
+validation settings, ``oneshot.*``; or the row's ``scorer=``) on the same 100 random cells
+(``--cells-seed``, default 0: the seed of ``space.sample``) and the table's top 50, and reports Kendall tau and Spearman against ``cifar10_test_200``, and the true accuracy
 of its cell: the derived one for strategies with alphas, the best-scored of the random cells
 for single-path rows. ``--override`` passes Hydra overrides to every row (e.g.
 ``oneshot.val_batches=8`` to score on more images); ``--every N`` also scores the default
 row's fine-tune every N epochs (tau against fine-tune epochs, plotted next to ``--out``).
 Each finished row is kept in ``<run-dir>/<row>/row.json``: a rerun with the same budget
-redoes only the missing rows. ``--rescore`` trains nothing: it scores the finished rows'
-supernets again with other ``oneshot.*`` settings (e.g. ``--rescore oneshot.calib_batches=8
---rescore oneshot.val_batches=8``) and keeps each setting's tau in the row's ``rescored``.
+redoes only the missing rows, and another ``--cells-seed`` only scores the kept supernets
+again. ``--rescore`` trains nothing: it scores the finished rows' supernets again with other
+``oneshot.*`` or ``scorer`` settings (e.g. ``--rescore oneshot.val_batches=8``, or
+``--rescore scorer=hybrid`` for one-shot and zero-cost scores combined) and keeps each
+setting's tau in the row's ``rescored``.
 
     python scripts/bench_ranking.py --out outputs/bench/ranking.json
 """
@@ -48,7 +52,7 @@ from bench_strategies import timed_trainer
 from scipy.stats import kendalltau, spearmanr
 
 from nas.config import register_configs
-from nas.evaluate import NB201Table, OneShotEvaluator
+from nas.evaluate import Evaluator, NB201Table, OneShotEvaluator
 from nas.files import FINETUNE_DIR, SUPERNET_FILE
 from nas.io import read_json, write_json_atomic
 from nas.pipeline import Run, run
@@ -66,8 +70,11 @@ ROWS = {
     # one batch and one path per op keep a split comparison near a minute on this CPU
     "nas_lid": ["search=nas_lid", "split.batches=1", "split.paths=1"],
     "gm": ["search=gm", "split.batches=1", "split.paths=1"],
+    # zero-cost: no training; the scorer's proxies on standalone networks at initialisation
+    "proxy": ["scorer=proxy"],
 }
 SPLIT_ROWS = ("nas_lid", "gm")
+UNTRAINED_ROWS = ("proxy",)
 
 
 def compose(overrides: list[str]):
@@ -79,7 +86,7 @@ def compose(overrides: list[str]):
         return hydra_compose("train", overrides=overrides)
 
 
-def rank(evaluator: OneShotEvaluator, cells: list, truth: np.ndarray) -> dict[str, float]:
+def rank(evaluator: Evaluator, cells: list, truth: np.ndarray) -> dict[str, float]:
     scores = np.array([s.value for s in evaluator.evaluate(cells)])
     return {
         "kendall": float(kendalltau(scores, truth)[0]),
@@ -198,7 +205,7 @@ def plot_curve(curve: list, out: Path) -> None:
 def rescore(args: argparse.Namespace, base: list[str], cells: list, truth: np.ndarray) -> int:
     """Score each finished row of ``args.rows`` again with the ``args.rescore`` overrides."""
     setting = " ".join(args.rescore)
-    print(f"rescored with {setting}: {args.cells} random cells; {METRIC}")
+    print(f"rescored with {setting}: {args.cells} random cells (seed {args.cells_seed}); {METRIC}")
     print("| row | Kendall τ (row) | Kendall τ (rescored) | Spearman | one-shot range |")
     print("|---|---|---|---|---|")
     for name in args.rows:
@@ -208,6 +215,11 @@ def rescore(args: argparse.Namespace, base: list[str], cells: list, truth: np.nd
             print(f"{name}: no finished row in {row_dir}, skipped", file=sys.stderr)
             continue
         row = read_json(done)
+        if row.get("cells_seed", 0) != args.cells_seed:
+            print(
+                f"{name}: ranked other cells; run it with this --cells-seed first", file=sys.stderr
+            )
+            continue
         if row.get("overrides", []) != args.override:
             print(
                 f"{name}: trained with --override {row.get('overrides', [])}, not "
@@ -244,14 +256,16 @@ def main(argv: list[str] | None = None) -> int:
         "--rescore",
         action="append",
         default=[],
-        help="a oneshot.* override (repeatable): score the finished rows again with it, no training",
+        help="a oneshot.* or scorer override (repeatable): score the finished rows again with "
+        "it, no training",
     )
+    p.add_argument("--cells-seed", type=int, default=0, help="which random cells are ranked")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
     if args.budget_minutes <= 0 or args.cells < 2 or args.top < 0 or args.every < 0:
         p.error("--budget-minutes must be > 0, --cells >= 2, --top >= 0, --every >= 0")
-    if any(not o.startswith("oneshot.") for o in args.rescore):
-        p.error(f"--rescore takes oneshot.* overrides only, got {args.rescore}")
+    if any(not o.startswith(("oneshot.", "scorer")) for o in args.rescore):
+        p.error(f"--rescore takes oneshot.* and scorer overrides only, got {args.rescore}")
     base = [
         "+experiment=nb201_cifar10",
         "dataset=imagefolder",
@@ -261,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         *args.override,
     ]
     table = NB201Table()
-    rng = random.Random(0)
+    rng = random.Random(args.cells_seed)
     space = Run(compose([*base, f"paths.output_dir={args.run_dir / 'probe'}"])).space
     cells = [space.sample(rng) for _ in range(args.cells)]
     truth = np.array([table.value(c, METRIC) for c in cells])
@@ -279,51 +293,62 @@ def main(argv: list[str] | None = None) -> int:
         setting = {"budget_minutes": args.budget_minutes, "overrides": args.override}
         if name in SPLIT_ROWS:
             setting["split_levels"] = args.split_levels
-        if done.exists() and all(read_json(done).get(k) == v for k, v in setting.items()):
+        trained = done.exists() and all(read_json(done).get(k) == v for k, v in setting.items())
+        if trained and read_json(done).get("cells_seed", 0) == args.cells_seed:
             rows[name] = read_json(done)  # a finished row of this setting: not redone
             continue
-        if row_dir.exists():  # an unfinished row (its epochs may differ): start it over
-            shutil.rmtree(row_dir)
-        overrides, epochs = row_overrides(
-            name, base, budget_s, args.run_dir / "probe", args.split_levels
-        )
-        stages = "[search,derive]"
-        if name == "default":
-            stages = "[search,derive,finetune]"
-        elif name in SPLIT_ROWS:
-            stages = "[search,derive,split]"
+        if name in UNTRAINED_ROWS:
+            overrides, epochs, stages = ROWS[name], {}, "[]"
+        else:
+            overrides, epochs = row_overrides(
+                name, base, budget_s, args.run_dir / "probe", args.split_levels
+            )
+            stages = "[search,derive]"
+            if name == "default":
+                stages = "[search,derive,finetune]"
+            elif name in SPLIT_ROWS:
+                stages = "[search,derive,split]"
         if name == "default" and args.every:
             overrides += every_n_epochs(args.every)
         cfg = compose([*base, *overrides, f"stages={stages}", f"paths.output_dir={row_dir}"])
-        start = time.perf_counter()
-        run(cfg)
-        seconds = time.perf_counter() - start
+        if trained:  # the kept supernet ranks other cells: score again, no training
+            r = {k: read_json(done)[k] for k in ("epochs", "train_seconds")}
+        else:
+            if row_dir.exists():  # an unfinished row (its epochs may differ): start it over
+                shutil.rmtree(row_dir)
+            start = time.perf_counter()
+            if name not in UNTRAINED_ROWS:
+                run(cfg)
+            r = {"epochs": epochs, "train_seconds": time.perf_counter() - start}
         state = Run(cfg)
-        r = rank(state.evaluator, cells, truth)
+        start = time.perf_counter()
+        r.update(rank(state.evaluator, cells, truth))
+        r["score_seconds"] = time.perf_counter() - start
         if top:
             r["kendall_top"] = rank(state.evaluator, top, top_truth)["kendall"]
-        derived = read_json(state.path("derived.json"))
+        derived = read_json(state.path("derived.json")) if stages != "[]" else {"arch": None}
         cell = cells[r["best"]] if derived["arch"] is None else state.space.from_json(derived)
-        r.update(epochs=epochs, train_seconds=seconds, cell=state.space.to_str(cell))
+        r["cell"] = state.space.to_str(cell)
         if name in SPLIT_ROWS:
             tree = read_json(state.path("splits.json"))
             r.update(split_peak_mb=max(tree["peak_mb"]), leaves=len(tree["leaves"]))
         r["cell_accuracy"] = table.value(cell, METRIC)
         if name == "default" and args.every:
             r["curve"] = finetune_curve(state, cells, truth, r["kendall"], epochs["finetune"])
-        r.update(setting)
+        r.update(setting, cells_seed=args.cells_seed)
         write_json_atomic(done, r)
         rows[name] = r
         print(
-            f"{name}: epochs {epochs}, {seconds / 60:.1f} min, tau {r['kendall']:.3f}, "
-            f"cell {r['cell_accuracy']:.2f}",
+            f"{name}: epochs {r['epochs']}, {r['train_seconds'] / 60:.1f} min, tau "
+            f"{r['kendall']:.3f}, cell {r['cell_accuracy']:.2f}",
             file=sys.stderr,
             flush=True,
         )
 
     print(
         f"budget: {args.budget_minutes:g} min of training per row (2 cores); "
-        f"{args.cells} random cells and the table's top {args.top}; {METRIC}"
+        f"{args.cells} random cells (seed {args.cells_seed}) and the table's top {args.top}; "
+        f"{METRIC}"
     )
     print(
         "| row | epochs | Kendall τ | Spearman | Kendall τ (top) | one-shot range | cell acc "
@@ -331,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        ep = " + ".join(str(v) for v in r["epochs"].values())
+        ep = " + ".join(str(v) for v in r["epochs"].values()) or "0"
         peak = f"{r['split_peak_mb']:.0f}" if "split_peak_mb" in r else "—"
         print(
             f"| {name} | {ep} | {r['kendall']:.3f} | {r['spearman']:.3f} "
@@ -347,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                     "minutes_per_row": args.budget_minutes,
                     "images": "cifar10_jpeg 5k train (2.5k weights, 2.5k arch)",
                     "cells": args.cells,
+                    "cells_seed": args.cells_seed,
                     "top": args.top,
                     "overrides": args.override,
                     "epochs": {n: r["epochs"] for n, r in rows.items()},

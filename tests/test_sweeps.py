@@ -54,7 +54,13 @@ def _job(sweep, num: int, overrides: list[str], final: dict | None) -> None:
 
 
 def test_the_summary_lists_each_job_by_what_differs(tmp_path):
-    final = {"arch": "A", "oneshot_score": 71.5, "test_accuracy": 70.25, "params": 18618}
+    final = {
+        "arch": "A",
+        "score": 71.5,
+        "oneshot_score": 71.5,
+        "test_accuracy": 70.25,
+        "params": 18618,
+    }
     _job(tmp_path, 0, ["+experiment=digits", "seed=0"], final)
     _job(tmp_path, 1, ["+experiment=digits", "seed=1"], None)  # killed before a result
     _job(tmp_path, 10, ["+experiment=digits", "seed=10"], {**final, "arch": "B"})
@@ -67,7 +73,7 @@ def test_the_summary_lists_each_job_by_what_differs(tmp_path):
     assert read_json(tmp_path / "summary.json") == rows
     md = (tmp_path / "summary.md").read_text()
     assert "`+experiment=digits`" in md  # the shared override, once
-    assert "| 0 | `seed=0` | 71.50 | 70.25 | 18,618 | done | `A` |" in md
+    assert "| 0 | `seed=0` | 71.500 | 70.25 | 18,618 | done | `A` |" in md
 
 
 def test_top_k_archs_become_one_retraining_multirun(tmp_path):
@@ -119,5 +125,8 @@ def test_a_local_multirun_runs_two_searches_in_parallel_and_summarises_them(tmp_
     ]
     for row in rows:
         final = read_json(sweep / row["job"] / "final.json")
-        assert row["arch"] == final["arch"] and row["oneshot_score"] == final["oneshot_score"]
+        assert (
+            row["arch"] == final["arch"]
+            and row["score"] == final["score"] == final["oneshot_score"]
+        )
     assert "sweep summary (2 jobs)" in proc.stdout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -19,14 +19,20 @@ class Cost:
 
 @dataclass(frozen=True)
 class Score:
-    """One evaluation. ``source`` is ``oneshot``, ``proxy:<name>``, ``tabular`` or ``trained``."""
+    """One evaluation. ``source`` is ``oneshot``, ``proxy:<name>``, ``scorer:<name>``,
+    ``tabular`` or ``trained``; ``components``: the signals a combined score was made of
+    (:mod:`nas.evaluate.scorer`), by name."""
 
     value: float
     source: str
     cost: Cost = field(default_factory=Cost)
+    components: Mapping[str, float] | None = field(default=None, hash=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"score": self.value, "source": self.source, "cost": asdict(self.cost)}
+        record = {"score": self.value, "source": self.source, "cost": asdict(self.cost)}
+        if self.components is not None:
+            record["components"] = dict(self.components)
+        return record
 
 
 @runtime_checkable

@@ -1,7 +1,8 @@
 """The archive: every evaluated arch, one JSON line each, appended as it is produced.
 
 Line format (DESIGN.md): ``{"arch": <space string>, "score": float, "source": str,
-"cost": {"seconds": float, "queries": int}, "stage": str}``. An archive holds one entry per
+"cost": {"seconds": float, "queries": int}, "stage": str}``, and ``"components": {name:
+float}`` for a combined score (:mod:`nas.evaluate.scorer`). An archive holds one entry per
 (arch, ``source``): another evaluator may score an arch again (a proxy pre-screen, then
 one-shot; one-shot, then trained), the same one never does. Opening an existing file reads
 its records back, so a search can resume from it.
@@ -56,7 +57,8 @@ class Entry:
     def from_json(cls, space: SearchSpace, obj: dict[str, Any]) -> Entry:
         try:
             cost = Cost(**obj["cost"])
-            score = Score(float(obj["score"]), str(obj["source"]), cost)
+            components = obj.get("components")
+            score = Score(float(obj["score"]), str(obj["source"]), cost, components)
             return cls(space.from_str(obj["arch"]), score, str(obj["stage"]))
         except (KeyError, TypeError) as e:
             raise ValueError(

@@ -49,7 +49,7 @@ def export_final(
     run_dir: Path,
     space: SearchSpace,
     space_cfg: Mapping[str, Any],
-    supernet: nn.Module,
+    supernet: nn.Module | None,
     entries: Sequence[Entry],
     best: Entry,
     algorithm: str,
@@ -72,36 +72,45 @@ def export_final(
     ``exported_flops`` those of ``subnet.pt`` (the supernet's size and, after a PC-DARTS
     search, its ops on ``1/K`` of the channels). ``final.json`` is written last: its presence
     marks the stage done.
+
+    Without a ``supernet`` (a training-free search) there are no weights to inherit: the
+    record holds the arch, its scores and sizes (``test_accuracy`` and the exported sizes are
+    ``None``), and no ``subnet.pt`` or ONNX file is written; ``retrain`` trains the arch.
     """
     start = time.perf_counter()
-    device = next(supernet.parameters()).device
-    net = build_subnet(
-        space,
-        best.arch,
-        num_classes,
-        in_channels,
-        space_cfg.get("supernet") or {},
-        supernet.state_dict(),
-    ).to(device)
-    recalibrate_bn(net, net, [x.to(device) for x in calib])
-    example = calib[0][:1].to(device)
     record: dict[str, Any] = {
         **space.to_json(best.arch),
-        "oneshot_score": best.score.value,
-        "test_accuracy": accuracy(net, test),
+        "score": best.score.value,
+        "scorer": best.score.source,
+        # the one-shot accuracy, alone or as a component of the score (None without one)
+        "oneshot_score": (
+            best.score.value
+            if best.score.source == "oneshot"
+            else (best.score.components or {}).get("oneshot")
+        ),
+        **({"components": dict(best.score.components)} if best.score.components else {}),
+        "test_accuracy": None,
         "params": cost.params(best.arch),
         "flops": cost.flops(best.arch),
-        "exported_params": count_params(net),
-        "exported_flops": count_flops(net, example),
+        "exported_params": None,
+        "exported_flops": None,
         "found_by": {"stage": best.stage, "algorithm": algorithm},
         "queries": len(entries),
         "query_seconds": sum(e.score.cost.seconds for e in entries),
-        "files": {"subnet": SUBNET_FILE},
+        "files": {},
     }
-    save_subnet(run_dir / SUBNET_FILE, net, space, space_cfg, best.arch, num_classes, in_channels)
-    if onnx:
-        record["onnx"] = _optional(
-            "ONNX export", lambda: _onnx(net, calib[0][:2], run_dir / ONNX_FILE)
+    if supernet is not None:
+        _export_subnet(
+            record,
+            run_dir,
+            space,
+            space_cfg,
+            supernet,
+            best.arch,
+            calib,
+            test,
+            (num_classes, in_channels),
+            onnx,
         )
     if plots:
         record["plots"] = _optional(
@@ -111,6 +120,45 @@ def export_final(
     (run_dir / SUMMARY_FILE).write_text(summary(record, run_dir))
     write_json_atomic(run_dir / FINAL_FILE, record)
     return record
+
+
+def _export_subnet(
+    record: dict[str, Any],
+    run_dir: Path,
+    space: SearchSpace,
+    space_cfg: Mapping[str, Any],
+    supernet: nn.Module,
+    arch: Arch,
+    calib: Sequence[torch.Tensor],
+    test: Batches,
+    shape: tuple[int, int],
+    onnx: bool,
+) -> None:
+    """``subnet.pt`` (and ``subnet.onnx``): ``arch``'s single path with the supernet's weights,
+    BatchNorm recalibrated on ``calib``; its test accuracy and sizes go into ``record``.
+    ``shape``: ``(num_classes, in_channels)``."""
+    num_classes, in_channels = shape
+    device = next(supernet.parameters()).device
+    net = build_subnet(
+        space,
+        arch,
+        num_classes,
+        in_channels,
+        space_cfg.get("supernet") or {},
+        supernet.state_dict(),
+    ).to(device)
+    recalibrate_bn(net, net, [x.to(device) for x in calib])
+    record.update(
+        test_accuracy=accuracy(net, test),
+        exported_params=count_params(net),
+        exported_flops=count_flops(net, calib[0][:1].to(device)),
+        files={"subnet": SUBNET_FILE},
+    )
+    save_subnet(run_dir / SUBNET_FILE, net, space, space_cfg, arch, num_classes, in_channels)
+    if onnx:
+        record["onnx"] = _optional(
+            "ONNX export", lambda: _onnx(net, calib[0][:2], run_dir / ONNX_FILE)
+        )
 
 
 def _optional(what: str, make):
@@ -154,6 +202,11 @@ def _plots(
     return [str(Path(f).relative_to(run_dir)) for f in files]
 
 
+def _shown(value: float | None, spec: str) -> str:
+    """``value`` formatted, or ``n/a`` (a training-free run inherits no weights)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def summary(record: Mapping[str, Any], run_dir: Path) -> str:
     """``summary.md``: the final arch, its figures and the run's pictures."""
     lines = [
@@ -165,14 +218,15 @@ def summary(record: Mapping[str, Any], run_dir: Path) -> str:
         "|---|---|",
         f"| space | {record['space']} |",
         f"| final arch | `{record['arch']}` |",
-        f"| one-shot score (validation half) | {record['oneshot_score']:.2f} |",
-        f"| test accuracy (inherited weights) | {record['test_accuracy']:.2f} |",
+        f"| score ({record['scorer']}) | {record['score']:.3f} |",
+        f"| one-shot score (validation half) | {_shown(record['oneshot_score'], '.2f')} |",
+        f"| test accuracy (inherited weights) | {_shown(record['test_accuracy'], '.2f')} |",
         f"| parameters (retrained network) | {record['params']:,} |",
         f"| FLOPs per image (retrained network) | {record['flops']:,} |",
-        f"| parameters (`{SUBNET_FILE}`) | {record['exported_params']:,} |",
-        f"| FLOPs per image (`{SUBNET_FILE}`) | {record['exported_flops']:,} |",
+        f"| parameters (`{SUBNET_FILE}`) | {_shown(record['exported_params'], ',')} |",
+        f"| FLOPs per image (`{SUBNET_FILE}`) | {_shown(record['exported_flops'], ',')} |",
         f"| found by | {record['found_by']['algorithm']} (stage `{record['found_by']['stage']}`) |",
-        f"| one-shot queries | {record['queries']} ({record['query_seconds']:.1f} s) |",
+        f"| queries | {record['queries']} ({record['query_seconds']:.1f} s) |",
     ]
     if record.get("onnx"):
         lines.append(

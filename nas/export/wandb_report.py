@@ -18,7 +18,7 @@ from nas.files import FINAL_FILE, ONNX_FILE, SUBNET_FILE, SUMMARY_FILE
 from nas.spaces import SearchSpace
 
 #: the final record's fields that become the W&B run summary
-SUMMARY_KEYS = ("arch", "oneshot_score", "test_accuracy", "params", "flops", "queries")
+SUMMARY_KEYS = ("arch", "score", "oneshot_score", "test_accuracy", "params", "flops", "queries")
 
 
 def report_to_wandb(

@@ -115,7 +115,7 @@ class Stage:
 
 
 def _sampled(run: Run) -> int:
-    return len(run.oneshot_entries(scoring.SAMPLE_STAGE))
+    return len(run.scored_entries(scoring.SAMPLE_STAGE))
 
 
 STAGES: tuple[Stage, ...] = (
@@ -126,6 +126,7 @@ STAGES: tuple[Stage, ...] = (
         ("search", *TRAINING_KEYS),
         trains=True,
         extendable=("search.epochs",),
+        applies=lambda r: not r.training_free,
         files=(
             CHECKPOINT_DIR,
             SUPERNET_FILE,
@@ -143,6 +144,7 @@ STAGES: tuple[Stage, ...] = (
         lambda r: r.path(DERIVED_FILE).exists() and read_json(r.path(DERIVED_FILE))["final"],
         (),
         reads=("search",),
+        applies=lambda r: not r.training_free,
     ),
     Stage(
         "finetune",
@@ -153,7 +155,7 @@ STAGES: tuple[Stage, ...] = (
         trains=True,
         extendable=("finetune.epochs",),
         files=(FINETUNE_DIR, FINETUNED_FILE),
-        applies=lambda r: r.cfg.finetune.epochs > 0,
+        applies=lambda r: r.cfg.finetune.epochs > 0 and not r.training_free,
     ),
     Stage(
         "split",
@@ -162,7 +164,7 @@ STAGES: tuple[Stage, ...] = (
         ("split", "finetune", "oneshot.batch_size", *TRAINING_KEYS),
         reads=("search", "finetune"),
         files=(SPLIT_DIR, SPLITS_FILE),
-        applies=lambda r: r.cfg.split.method is not None,
+        applies=lambda r: r.cfg.split.method is not None and not r.training_free,
     ),
     Stage(
         "sample",
@@ -176,7 +178,7 @@ STAGES: tuple[Stage, ...] = (
         scoring.evolve,
         lambda r: (
             (r.path(PREDICTOR_FILE).exists() or r.cfg.evolution.algorithm != "refine")
-            and len(r.oneshot_entries()) >= _sampled(r) + r.cfg.evolution.budget
+            and len(r.scored_entries()) >= _sampled(r) + r.cfg.evolution.budget
         ),
         ("evolution", "predictor", "prescreen", "constraints", "space.subnet"),
         reads=("sample",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from omegaconf import OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from nas.errors import ConfigError, NasError
@@ -47,8 +48,8 @@ def sample(run: Run) -> None:
     one), then random archs, each the best of ``sample.prescreen_pool`` by the prescreen
     proxy when one is set (``archive.jsonl``)."""
     cfg = run.cfg.sample
-    derived = derived_arch(run, read_json(run.path(DERIVED_FILE)))
-    done = len(run.oneshot_entries(SAMPLE_STAGE))
+    derived = None if run.training_free else derived_arch(run, read_json(run.path(DERIVED_FILE)))
+    done = len(run.scored_entries(SAMPLE_STAGE))
     with run.queries("sample", cfg.size, done) as evaluator:
         sample_around(
             Tracker(evaluator, cfg.size, run.archive, run.feasible),
@@ -64,10 +65,10 @@ def sample(run: Run) -> None:
 def evolve(run: Run) -> None:
     """Search from the sampled subnets with ``evolution.algorithm``; every evaluation archived."""
     cfg = run.cfg.evolution
-    init = [e.arch for e in run.oneshot_entries(SAMPLE_STAGE)]
+    init = [e.arch for e in run.scored_entries(SAMPLE_STAGE)]
     rng = run.rng("evolve")
     budget = len(init) + cfg.budget  # the sampled archs are replayed from the archive for free
-    done = len(run.oneshot_entries()) - len(init)
+    done = len(run.scored_entries()) - len(init)
     with run.queries(f"evolve ({cfg.algorithm})", cfg.budget, done) as evaluator:
         _evolve(run, evaluator, init, rng, budget)
 
@@ -124,18 +125,21 @@ def _evolve(
 
 
 def export(run: Run) -> None:
-    """Write the best one-shot arch as ``final.json``, ``subnet.pt``, ``subnet.onnx``, ``summary.md``, ``plots/``."""
-    entries = [e for e in run.oneshot_entries() if run.feasible(e.arch)]
+    """Write the best scored arch as ``final.json``, ``subnet.pt``, ``subnet.onnx``,
+    ``summary.md``, ``plots/`` (a training-free run has no weights: no ``subnet.*``)."""
+    entries = [e for e in run.scored_entries() if run.feasible(e.arch)]
     if not entries:
-        raise NasError(f"{run.path(ARCHIVE_FILE)} holds no one-shot score: run the sample stage")
+        raise NasError(
+            f"{run.path(ARCHIVE_FILE)} holds no score of {run.source}: run the sample stage"
+        )
     dm = run.datamodule
     best = max(entries, key=lambda e: e.rank)
-    module = run.supernet_for(best.arch)
+    module = None if run.training_free else run.supernet_for(best.arch)
     record = export_final(
         run.dir,
         run.space,
-        module.hparams["space"],
-        module.supernet,
+        OmegaConf.to_container(run.cfg.space) if module is None else module.hparams["space"],
+        None if module is None else module.supernet,
         entries,
         best,
         algorithm=run.cfg.evolution.algorithm,

@@ -13,15 +13,17 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
+from nas.config import TRAINING_FREE
 from nas.data import SearchDataModule
-from nas.errors import NasError
+from nas.errors import ConfigError, NasError
 from nas.evaluate import OneShotEvaluator, ProxyEvaluator
 from nas.evaluate.base import Evaluator
+from nas.evaluate.scorer import Component, ScorerEvaluator, reference_stats, scorer_source
 from nas.evolution import Archive
 from nas.evolution.progress import query_progress
 from nas.export import CostModel
 from nas.files import ARCHIVE_FILE, FINETUNED_FILE, SPLITS_FILE, SUPERNET_FILE
-from nas.io import read_json
+from nas.io import read_json, write_json_atomic
 from nas.pipeline.records import StageRecords, digest, settings
 from nas.search import SupernetModule, build_space
 from nas.search.checkpoints import module_from_checkpoint
@@ -31,8 +33,10 @@ from nas.split.routed import RoutedEvaluator, route
 
 #: the stages whose outputs the one-shot scores read (the supernet, fine-tuned, split)
 SCORER_INPUTS = ("search", "finetune", "split")
-#: the settings of the one-shot scores themselves (their batches follow the run's seed)
-SCORER_KEYS = ("oneshot", "seed")
+#: the settings of the scores themselves (their batches and reference archs follow the seed)
+SCORER_KEYS = ("oneshot", "scorer", "seed")
+#: the file that keeps a combined scorer's reference archs and their components
+SCORER_FILE = "scorer.json"
 
 
 class Run:
@@ -113,8 +117,70 @@ class Run:
             return self.supernet_module
         return self.leaves[route([r for r, _ in self.leaves], arch)][1]
 
+    @property
+    def training_free(self) -> bool:
+        """``search=training_free``: no supernet; zero-cost scores alone."""
+        return self.cfg.search.strategy == TRAINING_FREE
+
+    @property
+    def oneshot_only(self) -> bool:
+        """Whether the scorer is the one-shot evaluator alone (source ``oneshot``)."""
+        return list(self.cfg.scorer.components) == ["oneshot"]
+
+    @property
+    def source(self) -> str:
+        """The source of the scores ``sample`` and ``evolve`` archive."""
+        return scorer_source(self.cfg.scorer.name, self.cfg.scorer.components)
+
     @cached_property
     def evaluator(self) -> Evaluator:
+        """What ``sample`` and ``evolve`` query: the one-shot evaluator, or a combined scorer
+        (``scorer.*``) whose reference statistics are measured once (``scorer.json``)."""
+        if self.oneshot_only:
+            return self.oneshot_evaluator
+        components = [self._component(name) for name in self.cfg.scorer.components]
+        return ScorerEvaluator(
+            self.space,
+            self.cfg.scorer.name,
+            components,
+            self._reference_stats(components),
+            self.cfg.scorer.weights,
+        )
+
+    def _component(self, name: str) -> Component:
+        """The scorer component ``name`` (``oneshot``, ``proxy:<name>``, ``params``, ``flops``)."""
+        if name == "oneshot":
+            return Component(
+                name, lambda archs: [s.value for s in self.oneshot_evaluator.evaluate(archs)]
+            )
+        if name == "params":
+            return Component(name, lambda archs: [self.cost.params(a) for a in archs])
+        if name == "flops":
+            return Component(name, lambda archs: [self.cost.flops(a) for a in archs])
+        proxy = self.proxy_evaluator(name.removeprefix("proxy:"), self.cfg.scorer.images)
+        return Component(name, lambda archs: [s.value for s in proxy.evaluate(archs)])
+
+    def _reference_stats(self, components: list[Component]) -> dict[str, tuple[float, float]]:
+        """The components' spread over ``scorer.reference`` random archs (drawn from the seed),
+        measured once and kept in ``scorer.json`` with the producer that measured it."""
+        path = self.path(SCORER_FILE)
+        record = read_json(path) if path.exists() else None
+        if record is None or record.get("producer") != self.producer:
+            rng = self.rng("scorer-reference")
+            archs = [self.space.sample(rng) for _ in range(self.cfg.scorer.reference)]
+            record = {
+                "producer": self.producer,
+                "archs": [self.space.to_str(a) for a in archs],
+                "values": {c.name: c.values(archs) for c in components},
+            }
+            write_json_atomic(path, record)
+        try:
+            return reference_stats(record["values"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+    @cached_property
+    def oneshot_evaluator(self) -> Evaluator:
         """One-shot scores: of the supernet, or routed to the sub-supernets after a split."""
         calib, val = self.oneshot_batches
         if self.leaves is None:
@@ -126,16 +192,20 @@ class Run:
     @cached_property
     def prescreen(self) -> ProxyEvaluator | None:
         p = self.cfg.prescreen
-        if p.proxy is None:
-            return None
-        x, y = self.datamodule.fixed_batches("weights", 1, p.images, seed=self.cfg.seed)[0]
+        return None if p.proxy is None else self.proxy_evaluator(p.proxy, p.images)
+
+    def proxy_evaluator(self, proxy: str, images: int) -> ProxyEvaluator:
+        """Proxy ``proxy`` on standalone networks initialised from the run's seed, all seeing
+        the same fixed, unaugmented batch of ``images`` training images."""
+        x, y = self.datamodule.fixed_batches("weights", 1, images, seed=self.cfg.seed)[0]
         return ProxyEvaluator(
             self.space,
-            p.proxy,
+            proxy,
             x.to(self.device),
             y.to(self.device),
             num_classes=self.datamodule.num_classes,
             seed=self.cfg.seed,
+            batch_size=min(images, len(x)),
         )
 
     @cached_property
@@ -166,15 +236,16 @@ class Run:
     def archive(self) -> Archive:
         return Archive(self.space, self.path(ARCHIVE_FILE), producer=self.producer)
 
-    def oneshot_entries(self, stage: str | None = None) -> list:
+    def scored_entries(self, stage: str | None = None) -> list:
+        """The archived scores of this run's scorer (of ``stage``, when given)."""
         return [
             e
             for e in self.archive
-            if e.score.source == "oneshot" and (stage is None or e.stage == stage)
+            if e.score.source == self.source and (stage is None or e.stage == stage)
         ]
 
     def queries(self, what: str, total: int, done: int) -> AbstractContextManager[Evaluator]:
-        """The one-shot evaluator behind a progress bar of ``what`` (queries ``done`` of
+        """The scorer behind a progress bar of ``what`` (queries ``done`` of
         ``total``, best score so far), when the trainer shows progress bars."""
         shown = bool(self.cfg.trainer.get("enable_progress_bar", True))
         return query_progress(self.evaluator, what, total, done, enabled=shown)

@@ -1,0 +1,139 @@
+"""Scorers: standardised components combined into one score, archived with the score;
+``scorer=proxy`` and ``search=training_free`` through the pipeline."""
+
+import math
+import random
+
+import pytest
+
+from nas.errors import ConfigError
+from nas.evaluate.scorer import Component, ScorerEvaluator, combine, reference_stats
+from nas.evolution import Archive
+from nas.files import ARCHIVE_FILE, SUPERNET_FILE
+from nas.io import read_json, read_jsonl
+from nas.pipeline import run
+from nas.pipeline.state import SCORER_FILE
+from nas.spaces import get_space
+
+TRAINING_FREE = (
+    "search=training_free",
+    "stages=[sample,evolve,export]",
+    "sample.size=6",
+    "evolution.budget=4",
+    "evolution.refine.q=2",
+    "predictor.train.steps=20",
+    "scorer.reference=8",
+    "scorer.images=16",
+    "export.plots=false",
+)
+
+
+def test_components_are_standardised_against_the_reference_and_averaged():
+    stats = reference_stats({"a": [1.0, 3.0], "b": [10.0, 10.0, 40.0, -math.inf]})
+    assert stats["a"] == pytest.approx((2.0, math.sqrt(2)))
+    assert stats["b"] == pytest.approx((20.0, math.sqrt(300)))  # the -inf is left out
+    value = combine({"a": 3.0, "b": 40.0}, stats, {})
+    assert value == pytest.approx((1 / math.sqrt(2) + 20 / math.sqrt(300)) / 2)
+    weighted = combine({"a": 3.0, "b": 40.0}, stats, {"a": 3.0})
+    assert weighted == pytest.approx((3 / math.sqrt(2) + 20 / math.sqrt(300)) / 4)
+    assert combine({"a": 3.0, "b": -math.inf}, stats, {}) == -math.inf
+    with pytest.raises(ValueError, match=r"scorer\.reference"):
+        reference_stats({"flat": [5.0, 5.0, 5.0]})
+
+
+def test_archived_components_rescore_any_weighting_without_measuring(tmp_path):
+    space = get_space("nb201")
+    archs = [space.sample(random.Random(i)) for i in range(6)]
+    measured: list = []
+
+    def measure(name, f):
+        def values(batch):
+            measured.extend(batch)
+            return [f(a) for a in batch]
+
+        return Component(name, values)
+
+    parts = [
+        measure("proxy:synflow", lambda a: 1.0 + space.to_str(a).count("conv")),  # log scale
+        measure("proxy:naswot", lambda a: float(space.to_str(a).count("skip"))),
+    ]
+    stats = reference_stats({c.name: c.values(archs) for c in parts})
+    archive = Archive(space, tmp_path / ARCHIVE_FILE)
+    scores = ScorerEvaluator(space, "proxy", parts, stats).evaluate(archs)
+    for arch, score in zip(archs, scores, strict=True):
+        assert score.source == "scorer:proxy"
+        assert score.components["proxy:synflow"] == pytest.approx(
+            math.log(1.0 + space.to_str(arch).count("conv"))
+        )
+        archive.add(arch, score, "sample")
+    measured.clear()
+    weights = {"proxy:naswot": 0.0}
+    again = Archive(space, tmp_path / ARCHIVE_FILE)  # read back from the file
+    rescored = [combine(e.score.components, stats, weights) for e in again]
+    assert measured == []
+    direct = ScorerEvaluator(space, "proxy", parts, stats, weights).evaluate(archs)
+    assert rescored == pytest.approx([s.value for s in direct])
+    with pytest.raises(ValueError, match=r"scorer\.weights"):
+        ScorerEvaluator(space, "proxy", parts, stats, {"flops": 1.0})
+
+
+def test_the_proxy_scorer_archives_its_components_and_exports_the_best(tiny_cfg, tmp_path):
+    result = run(
+        tiny_cfg(
+            "space=nb201",
+            "scorer=proxy",
+            "scorer.components=[proxy:synflow,proxy:naswot,params]",
+            "scorer.reference=8",
+            "scorer.images=16",
+            "stages=[search,derive,sample,evolve,export]",
+            "sample.size=5",
+            "evolution.budget=3",
+            "evolution.refine.q=2",
+            "predictor.train.steps=20",
+            "export.plots=false",
+        )
+    )
+    records = list(read_jsonl(tmp_path / ARCHIVE_FILE))
+    assert len(records) == 8 and {r["source"] for r in records} == {"scorer:proxy"}
+    parts = {"proxy:synflow", "proxy:naswot", "params"}
+    assert all(set(r["components"]) == parts for r in records)
+    reference = read_json(tmp_path / SCORER_FILE)
+    stats = reference_stats(reference["values"])
+    for r in records:  # every score is its components' standardised mean
+        assert r["score"] == pytest.approx(combine(r["components"], stats, {}))
+    final = result.final
+    best = max(records, key=lambda r: r["score"])
+    assert final["arch"] == best["arch"] and final["score"] == best["score"]
+    assert final["scorer"] == "scorer:proxy" and final["oneshot_score"] is None
+    assert final["components"] == best["components"]
+    assert final["test_accuracy"] is not None  # inherited from the searched supernet
+
+
+def test_training_free_search_trains_nothing_and_exports_the_best_untrained_arch(
+    tiny_cfg, tmp_path
+):
+    result = run(tiny_cfg(*TRAINING_FREE))
+    assert not (tmp_path / SUPERNET_FILE).exists() and not (tmp_path / "checkpoints").exists()
+    records = list(read_jsonl(tmp_path / ARCHIVE_FILE))
+    assert len(records) == 10 and [r["stage"] for r in records[:6]] == ["sample"] * 6
+    final = result.final
+    assert final["scorer"] == "scorer:proxy" and final["score"] == max(r["score"] for r in records)
+    assert final["test_accuracy"] is None and final["files"] == {}
+    assert final["params"] > 0 and not (tmp_path / "subnet.pt").exists()
+    summary = (tmp_path / "summary.md").read_text()
+    assert final["arch"] in summary and "n/a" in summary
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["search=training_free", "scorer.components=[oneshot]"], "cannot hold oneshot"),
+        (["scorer.components=[proxy:nope]"], "unknown scorer.components entry 'proxy:nope'"),
+        (["scorer.components=[params,params]"], "distinct"),
+        (["scorer.components=[params]", "+scorer.weights.flops=1"], r"scorer\.weights names"),
+        (["scorer.reference=1"], r"scorer\.reference=1 is invalid"),
+    ],
+)
+def test_bad_scorer_settings_fail_at_start_up_naming_the_key(tiny_cfg, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        run(tiny_cfg(*overrides))
