@@ -34,12 +34,16 @@ def main(cfg: DictConfig) -> float | None:
         console.print(f"[bold green]done[/] ({result.space})")
         console.print(f"final architecture: {final['arch']}")
         oneshot = final["oneshot_score"]
-        console.print(
-            f"score {final['score']:.3f} ({final['scorer']}; one-shot "
-            f"{'n/a' if oneshot is None else format(oneshot, '.2f')} on validation), test accuracy "
-            f"{final['test_accuracy']:.2f} with inherited weights; as retrained: "
-            f"{final['params']:,} parameters, {final['flops']:,} FLOPs per image "
+        shown = f"one-shot {oneshot:.2f} on validation; " if oneshot is not None else ""
+        weights = (
+            f"test accuracy {final['test_accuracy']:.2f} with inherited weights "
             f"(subnet.pt: {final['exported_params']:,} parameters)"
+            if final["test_accuracy"] is not None
+            else "no weights (training-free: add retrain to the stages to train it)"
+        )
+        console.print(
+            f"score {final['score']:.3f} ({final['scorer']}; {shown}{weights}); as retrained: "
+            f"{final['params']:,} parameters, {final['flops']:,} FLOPs per image"
         )
         console.print(f"summary: {(result.run_dir / 'summary.md').resolve()}")
     elif derived is not None:

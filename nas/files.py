@@ -20,3 +20,4 @@ SUMMARY_FILE = "summary.md"  # export
 PLOTS_DIR = "plots"  # export
 RETRAIN_FILE = "retrain.json"  # retrain: test accuracy, params, epochs
 RETRAIN_DIR = "retrain"  # retrain: its checkpoints and logs
+SCORER_FILE = "scorer.json"  # a combined scorer's reference archs and their components

@@ -16,6 +16,7 @@ over seeds. A finished seed (``row.json``) is not run again.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", type=Path, default=ROOT / "outputs" / "bench" / "pipeline_runs")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    label = args.label or ("_".join(args.override).replace("/", "-") or "default")
+    label = args.label or re.sub(r"[^A-Za-z0-9_.]+", "-", "_".join(args.override)) or "default"
     table = NB201Table()
     column = table.column(METRIC)
     space = get_space("nb201")

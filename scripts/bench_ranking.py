@@ -16,6 +16,8 @@ DARTS epoch costs several single-path epochs). Rows (``--rows``):
   comparison, or gradient matching), half the budget for the warm-up and half for the
   sub-supernets' fine-tunes; scored by routing each cell to its sub-supernet. The peak memory
   of the split comparisons is reported beside;
+* ``hybrid``: the ``default`` row's training, scored by ``scorer=hybrid`` (one-shot
+  accuracy beside the zero-cost proxies);
 * ``proxy``: no training at all: ``scorer=proxy`` (zero-cost proxies of each cell's
   standalone network at initialisation, rank-aggregated); its time is the scoring's.
 
@@ -72,9 +74,12 @@ ROWS = {
     "gm": ["search=gm", "split.batches=1", "split.paths=1"],
     # zero-cost: no training; the scorer's proxies on standalone networks at initialisation
     "proxy": ["scorer=proxy"],
+    # the default row's training, scored by one-shot accuracy and the proxies together
+    "hybrid": ["scorer=hybrid"],
 }
 SPLIT_ROWS = ("nas_lid", "gm")
 UNTRAINED_ROWS = ("proxy",)
+DEFAULT_TRAINING = ("default", "hybrid")
 
 
 def compose(overrides: list[str]):
@@ -84,6 +89,13 @@ def compose(overrides: list[str]):
     register_configs()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         return hydra_compose("train", overrides=overrides)
+
+
+def scored(overrides: list[str]) -> list[str]:
+    """``overrides`` with one scorer: the last ``scorer=`` among them, else ``scorer=oneshot``
+    (the rows that train are scored one-shot unless they say otherwise)."""
+    choice = [o for o in overrides if o.startswith("scorer=")][-1:] or ["scorer=oneshot"]
+    return [*(o for o in overrides if not o.startswith("scorer=")), *choice]
 
 
 def rank(evaluator: Evaluator, cells: list, truth: np.ndarray) -> dict[str, float]:
@@ -136,7 +148,7 @@ def row_overrides(name: str, base: list[str], budget_s: float, probe_dir: Path, 
         each = max(1, math.floor(budget_s / 2 / per_epoch / trainings))
         overrides = [*ROWS[name], f"search.epochs={warm}", f"split.levels={levels}"]
         return [*overrides, f"split.epochs={each}"], {"search": warm, "split": each}
-    if name != "default":
+    if name not in DEFAULT_TRAINING:
         per_epoch = epoch_seconds(base, ROWS[name], probe_dir / name)
         epochs = max(1, math.floor(budget_s / per_epoch))
         return [*ROWS[name], f"search.epochs={epochs}", "finetune.epochs=0"], {"search": epochs}
@@ -150,7 +162,8 @@ def row_overrides(name: str, base: list[str], budget_s: float, probe_dir: Path, 
         "search": max(1, math.floor(search_s / per_search)),
         "finetune": max(1, math.floor((budget_s - search_s) / per_finetune)),
     }
-    return [f"search.epochs={epochs['search']}", f"finetune.epochs={epochs['finetune']}"], epochs
+    trained = [f"search.epochs={epochs['search']}", f"finetune.epochs={epochs['finetune']}"]
+    return [*ROWS[name], *trained], epochs
 
 
 def every_n_epochs(n: int) -> list[str]:
@@ -227,7 +240,7 @@ def rescore(args: argparse.Namespace, base: list[str], cells: list, truth: np.nd
                 file=sys.stderr,
             )
             continue
-        cfg = compose([*base, *ROWS[name], *args.rescore, f"paths.output_dir={row_dir}"])
+        cfg = compose(scored([*base, *ROWS[name], *args.rescore, f"paths.output_dir={row_dir}"]))
         r = rank(Run(cfg).evaluator, cells, truth)
         write_json_atomic(done, {**row, "rescored": {**row.get("rescored", {}), setting: r}})
         print(
@@ -304,13 +317,15 @@ def main(argv: list[str] | None = None) -> int:
                 name, base, budget_s, args.run_dir / "probe", args.split_levels
             )
             stages = "[search,derive]"
-            if name == "default":
+            if name in DEFAULT_TRAINING:
                 stages = "[search,derive,finetune]"
             elif name in SPLIT_ROWS:
                 stages = "[search,derive,split]"
         if name == "default" and args.every:
             overrides += every_n_epochs(args.every)
-        cfg = compose([*base, *overrides, f"stages={stages}", f"paths.output_dir={row_dir}"])
+        cfg = compose(
+            scored([*base, *overrides, f"stages={stages}", f"paths.output_dir={row_dir}"])
+        )
         if trained:  # the kept supernet ranks other cells: score again, no training
             r = {k: read_json(done)[k] for k in ("epochs", "train_seconds")}
         else:

@@ -53,6 +53,8 @@ def test_every_experiment_runs_a_step_with_every_space_and_offline_dataset(exper
                 "evolution.budget=2",
                 "oneshot.calib_batches=1",
                 "oneshot.val_batches=1",
+                "scorer.reference=4",  # nb201_cifar10 scores with zero-cost proxies
+                "scorer.images=16",
                 f"paths.output_dir={out}",
                 *extra,
             )

@@ -9,10 +9,9 @@ import pytest
 from nas.errors import ConfigError
 from nas.evaluate.scorer import Component, ScorerEvaluator, combine, reference_stats
 from nas.evolution import Archive
-from nas.files import ARCHIVE_FILE, SUPERNET_FILE
+from nas.files import ARCHIVE_FILE, SCORER_FILE, SUPERNET_FILE
 from nas.io import read_json, read_jsonl
 from nas.pipeline import run
-from nas.pipeline.state import SCORER_FILE
 from nas.spaces import get_space
 
 TRAINING_FREE = (

@@ -22,7 +22,7 @@ from nas.evaluate.scorer import Component, ScorerEvaluator, reference_stats, sco
 from nas.evolution import Archive
 from nas.evolution.progress import query_progress
 from nas.export import CostModel
-from nas.files import ARCHIVE_FILE, FINETUNED_FILE, SPLITS_FILE, SUPERNET_FILE
+from nas.files import ARCHIVE_FILE, FINETUNED_FILE, SCORER_FILE, SPLITS_FILE, SUPERNET_FILE
 from nas.io import read_json, write_json_atomic
 from nas.pipeline.records import StageRecords, digest, settings
 from nas.search import SupernetModule, build_space
@@ -35,8 +35,6 @@ from nas.split.routed import RoutedEvaluator, route
 SCORER_INPUTS = ("search", "finetune", "split")
 #: the settings of the scores themselves (their batches and reference archs follow the seed)
 SCORER_KEYS = ("oneshot", "scorer", "seed")
-#: the file that keeps a combined scorer's reference archs and their components
-SCORER_FILE = "scorer.json"
 
 
 class Run:
