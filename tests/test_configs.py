@@ -222,7 +222,9 @@ def test_every_group_option_composes_and_passes_the_checks(group, option, tmp_pa
     check_config(cfg)
     if group in ("callbacks", "logger") or (group == "trainer" and option == "cpu"):
         build_trainer(cfg, tmp_path)
-    if group == "search":
+    if group == "search" and option == "training_free":  # no strategy: zero-cost scores
+        assert "oneshot" not in cfg.scorer.components
+    elif group == "search":
         build_strategy(build_space(cfg.space), cfg.search)
 
 
