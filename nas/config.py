@@ -202,6 +202,9 @@ class PredictorConfig:
     decay: float = 0.5  # delta: a training pair's weight falls by this per edit beyond one...
     max_pairs: int = 20000  # ...and this many pairs are drawn by weight per fit
     k_nearest: int = 5  # delta: archived archs a prediction averages over
+    # per-arch features beside the encoding (params, flops, proxy:<name>), each standardised
+    # against random archs; the delta predictor reads their differences
+    features: list[str] = field(default_factory=list)
     train: PredictorTrainConfig = field(default_factory=PredictorTrainConfig)
 
 
@@ -347,11 +350,17 @@ def _choices(cfg: Any) -> list[tuple[str, Any, list[str]]]:
     return out
 
 
-def _check_scorer(scorer: Any) -> None:
-    """``scorer.components`` are known and distinct, ``scorer.weights`` name only them."""
+def _check_scorer(scorer: Any, features: Any) -> None:
+    """``scorer.components`` are known and distinct, ``scorer.weights`` name only them;
+    ``predictor.features`` are known components other than ``oneshot`` and distinct."""
     from nas.evaluate.proxies import available_proxies
 
     known = ["oneshot", "params", "flops", *(f"proxy:{p}" for p in available_proxies())]
+    if len(set(features)) != len(features):
+        raise ConfigError(f"predictor.features={list(features)} must be distinct")
+    for name in features:
+        if name not in known[1:]:
+            raise ConfigError(f"unknown predictor.features entry {name!r}; known: {known[1:]}")
     components = list(scorer.components)
     if not components or len(set(components)) != len(components):
         raise ConfigError(f"scorer.components={components} must be distinct and not empty")
@@ -427,7 +436,7 @@ def check_config(cfg: Any) -> None:
             f"{fair[0]}=fair needs a space whose edges choose ops independently; space.name="
             f"{cfg.space.name} does not (use {fair[0]}=uniform or sandwich, or space=nb201)"
         )
-    _check_scorer(cfg.scorer)
+    _check_scorer(cfg.scorer, cfg.predictor.features)
     if "retrain" in cfg.stages and not 0 <= cfg.retrain.val_portion < 1:
         raise ConfigError(f"retrain.val_portion={cfg.retrain.val_portion} must be in [0, 1)")
     if not 0 < cfg.predictor.decay <= 1:

@@ -21,3 +21,4 @@ PLOTS_DIR = "plots"  # export
 RETRAIN_FILE = "retrain.json"  # retrain: test accuracy, params, epochs
 RETRAIN_DIR = "retrain"  # retrain: its checkpoints and logs
 SCORER_FILE = "scorer.json"  # a combined scorer's reference archs and their components
+FEATURES_FILE = "features.json"  # the predictor features' reference archs and values

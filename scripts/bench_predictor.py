@@ -7,6 +7,14 @@ scores. Local: for every test cell t and each of its 24 neighbours n (distance 1
 predicted ``score(n) - score(t)``; Kendall tau within each neighbourhood (mean over t) and the
 share of (t, n) pairs whose sign is right. Ties in the ground truth are left out.
 
+``--features`` adds the rows ``delta+zc`` and ``absolute+zc``: the same predictors reading
+per-arch zero-cost features beside the encoding (``predictor.features`` in a run), each
+standardised over the space: ``params`` and ``flops`` (log of the table's NASLib counts for the
+dataset, which are exact op counts), ``naswot`` (the proxy authors' stored CIFAR-10 scores;
+the 341 cells without one get the lowest) and ``zen`` (NASLib's Zen-score for the dataset).
+In a ``train.py`` run the features are computed by the run itself; here the table's columns
+stand in for them, which is what a benchmark may use a table for.
+
     python scripts/bench_predictor.py --out outputs/bench/predictor.json
 """
 
@@ -32,6 +40,29 @@ METRICS = {
     "imagenet16": "imagenet16_test_200",
 }
 PREDICTORS = {"delta": DeltaPredictor, "absolute": AbsolutePredictor}
+#: the table columns of each feature (``{ds}``: the dataset) and whether they are log-scaled
+FEATURE_COLUMNS = {
+    "params": ("params_{ds}_naslib_M", True),
+    "flops": ("flops_{ds}_naslib_M", True),
+    "naswot": ("naswot_score_cifar10", False),
+    "zen": ("zen_{ds}", False),
+}
+
+
+def table_features(table: NB201Table, dataset: str, names: list[str]):
+    """``archs -> Tensor[n, F]``: the features ``names`` of ``dataset`` from the table,
+    standardised over all cells (a missing value gets the column's lowest)."""
+    columns = []
+    for name in names:
+        column, log = FEATURE_COLUMNS[name]
+        v = table.column(column.format(ds=dataset)).copy()
+        v[np.isnan(v)] = np.nanmin(v)
+        v = np.log(v) if log else v
+        columns.append((v - v.mean()) / v.std())
+    matrix = torch.tensor(np.stack(columns, axis=1), dtype=torch.float32)
+    return lambda archs: matrix[[table.row(a) for a in archs]]
+
+
 MEASURES = ("kendall_tau", "pairwise_acc", "neighbour_kendall_tau", "neighbour_pairwise_acc")
 
 
@@ -71,15 +102,20 @@ def run_dataset(table: NB201Table, dataset: str, args: argparse.Namespace) -> di
     values = table.column(METRICS[dataset])
     truth = {space.from_str(s): float(v) for s, v in zip(table.arch_strs, values, strict=True)}
     cells = list(truth)
-    raw: dict[str, dict[int, list[dict[str, float]]]] = {k: {} for k in PREDICTORS}
+    rows = list(PREDICTORS) + ([f"{k}+zc" for k in PREDICTORS] if args.features else [])
+    features = table_features(table, dataset, args.features) if args.features else None
+    raw: dict[str, dict[int, list[dict[str, float]]]] = {k: {} for k in rows}
     for seed in range(args.seeds):
         rng = random.Random(seed)
         picked = rng.sample(cells, max(args.train_sizes) + args.test_size)
         test, pool = picked[: args.test_size], picked[args.test_size :]
         for n in args.train_sizes:
             train = pool[:n]
-            for name, kind in PREDICTORS.items():
+            for name in rows:
+                kind = PREDICTORS[name.removesuffix("+zc")]
                 kw = {"decay": args.decay} if kind is DeltaPredictor else {}
+                if name.endswith("+zc"):
+                    kw.update(features=features, feature_names=args.features)
                 pred = kind(space, TrainConfig(seed=seed), **kw)
                 pred.fit(train, [truth[a] for a in train])
                 raw[name].setdefault(n, []).append(evaluate(pred, test, truth, space))
@@ -106,6 +142,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--test-size", type=int, default=1000)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--decay", type=float, default=0.5, help="delta predictor pair weight decay")
+    p.add_argument(
+        "--features",
+        nargs="*",
+        choices=sorted(FEATURE_COLUMNS),
+        default=[],
+        help="zero-cost features for the +zc rows (e.g. params flops naswot zen)",
+    )
     p.add_argument("--data-dir", type=Path, default=None, help="NAS-Bench-201 table directory")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = p.parse_args(argv)
@@ -116,6 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
         "test_size": args.test_size,
         "seeds": args.seeds,
         "decay": args.decay,
+        "features": args.features,
         "datasets": {},
     }
     for dataset in args.datasets:
@@ -124,12 +168,12 @@ def main(argv: list[str] | None = None) -> dict:
             f"\nNAS-Bench-201 {dataset}: predictor ranking on {args.test_size} test cells, "
             f"mean ± std over {args.seeds} seeds"
         )
-        print(f"{'train':>5} {'predictor':<9}" + "".join(f"{m:>25}" for m in MEASURES))
+        print(f"{'train':>5} {'predictor':<12}" + "".join(f"{m:>25}" for m in MEASURES))
         for n in args.train_sizes:
-            for name in PREDICTORS:
+            for name in results:
                 r = results[name][str(n)]
                 cells_txt = "".join(f"{r[m]['mean']:>17.3f} ± {r[m]['std']:.3f}" for m in MEASURES)
-                print(f"{n:>5} {name:<9}{cells_txt}", flush=True)
+                print(f"{n:>5} {name:<12}{cells_txt}", flush=True)
         report["datasets"][dataset] = {"metric": METRICS[dataset], "predictors": results}
         if args.out:
             write_json_atomic(args.out, report)  # each finished dataset is kept

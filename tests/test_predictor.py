@@ -1,4 +1,5 @@
 import random
+import zlib
 
 import pytest
 import torch
@@ -154,3 +155,34 @@ def test_delta_predictor_ranks_random_darts_genotypes_by_an_additive_score() -> 
         taus[kind] = kendalltau(pred.predict(test).mean.numpy(), [score(a) for a in test])[0]
     assert taus[DeltaPredictor] > 0.6
     assert taus[DeltaPredictor] > taus[AbsolutePredictor] - 0.05
+
+
+def _hidden(arch) -> float:
+    """A score the encoding alone cannot learn from few archs: a hash of the whole cell."""
+    return float(zlib.crc32(SPACE.to_str(arch).encode()) % 1000) / 100
+
+
+@pytest.mark.parametrize("kind", [DeltaPredictor, AbsolutePredictor])
+def test_a_feature_that_carries_the_score_lifts_the_predictor(kind) -> None:
+    """Per-arch features follow the encoding (the delta predictor reads their differences):
+    with a feature that carries the score, a predictor ranks unseen archs it cannot rank from
+    the encoding alone; neighbours are still found by edits of the encoding."""
+    train, test = sample(260, 5)[:60], sample(260, 5)[60:]
+
+    def feature(archs):
+        return torch.tensor([[_hidden(a) / 5 - 1] for a in archs])
+
+    truth = [_hidden(a) for a in test]
+    taus = {}
+    for with_feature in (False, True):
+        extra = {"features": feature, "feature_names": ["hidden"]} if with_feature else {}
+        pred = kind(SPACE, TrainConfig(seed=0), **extra)
+        pred.fit(train, [_hidden(a) for a in train])
+        taus[with_feature] = kendalltau(pred.predict(test).mean.numpy(), truth)[0]
+    assert taus[True] > 0.7 and taus[False] < 0.3
+    encoder = ArchEncoder(SPACE, feature, ["hidden"])
+    x = encoder(test[:4])
+    assert x.shape == (4, 31) and torch.equal(x[:, :30], ArchEncoder(SPACE)(test[:4]))
+    assert torch.equal(x[:, 30], feature(test[:4])[:, 0])
+    with pytest.raises(ValueError, match="names"):
+        ArchEncoder(SPACE, feature)

@@ -9,7 +9,7 @@ import pytest
 from nas.errors import ConfigError
 from nas.evaluate.scorer import Component, ScorerEvaluator, combine, reference_stats
 from nas.evolution import Archive
-from nas.files import ARCHIVE_FILE, SCORER_FILE, SUPERNET_FILE
+from nas.files import ARCHIVE_FILE, FEATURES_FILE, PREDICTOR_FILE, SCORER_FILE, SUPERNET_FILE
 from nas.io import read_json, read_jsonl
 from nas.pipeline import run
 from nas.spaces import get_space
@@ -123,6 +123,30 @@ def test_training_free_search_trains_nothing_and_exports_the_best_untrained_arch
     assert final["arch"] in summary and "n/a" in summary
 
 
+def test_predictor_features_are_standardised_components_kept_with_the_predictor(tiny_cfg, tmp_path):
+    from nas.errors import NasError
+    from nas.pipeline.state import Run
+    from nas.predictor import load_predictor
+
+    cfg = tiny_cfg(*TRAINING_FREE, "predictor.features=[params,proxy:synflow]")
+    run(cfg)
+    reference = read_json(tmp_path / FEATURES_FILE)
+    assert list(reference["values"]) == ["params", "proxy:synflow"]
+    state = Run(cfg)
+    features, names = state.predictor_features
+    with pytest.raises(NasError, match=r"fitted with features \['params', 'proxy:synflow'\]"):
+        load_predictor(tmp_path / PREDICTOR_FILE, state.space)
+    predictor = load_predictor(tmp_path / PREDICTOR_FILE, state.space, features)
+    archs = [state.space.from_str(r["arch"]) for r in read_jsonl(tmp_path / ARCHIVE_FILE)]
+    x = predictor.encoder(archs)
+    d = state.space.encoding_size
+    assert x.shape == (len(archs), d + 2) and names == ["params", "proxy:synflow"]
+    stats = reference_stats(reference["values"])
+    params = [math.log(state.cost.params(a)) for a in archs]
+    mean, std = stats["params"]
+    assert x[:, d].tolist() == pytest.approx([(p - mean) / std for p in params], rel=1e-5)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -131,6 +155,8 @@ def test_training_free_search_trains_nothing_and_exports_the_best_untrained_arch
         (["scorer.components=[params,params]"], "distinct"),
         (["scorer.components=[params]", "+scorer.weights.flops=1"], r"scorer\.weights names"),
         (["scorer.reference=1"], r"scorer\.reference=1 is invalid"),
+        (["predictor.features=[oneshot]"], "unknown predictor.features entry 'oneshot'"),
+        (["predictor.features=[params,params]"], "distinct"),
     ],
 )
 def test_bad_scorer_settings_fail_at_start_up_naming_the_key(tiny_cfg, overrides, message):

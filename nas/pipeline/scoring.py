@@ -85,7 +85,9 @@ def _evolve(
             "k_nearest": p.k_nearest,
         }
         try:
-            predictor = build_predictor(p.kind, run.space, p.train, **options)
+            predictor = build_predictor(
+                p.kind, run.space, p.train, *run.predictor_features, **options
+            )
             refine_cfg = RefineConfig(**cfg.refine)
         except ValueError as err:
             raise ConfigError(f"{err} (predictor.* / evolution.refine.*)") from None

@@ -4,6 +4,7 @@ archive, cost model), each built on first use."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
@@ -22,9 +23,17 @@ from nas.evaluate.scorer import Component, ScorerEvaluator, reference_stats, sco
 from nas.evolution import Archive
 from nas.evolution.progress import query_progress
 from nas.export import CostModel
-from nas.files import ARCHIVE_FILE, FINETUNED_FILE, SCORER_FILE, SPLITS_FILE, SUPERNET_FILE
+from nas.files import (
+    ARCHIVE_FILE,
+    FEATURES_FILE,
+    FINETUNED_FILE,
+    SCORER_FILE,
+    SPLITS_FILE,
+    SUPERNET_FILE,
+)
 from nas.io import read_json, write_json_atomic
 from nas.pipeline.records import StageRecords, digest, settings
+from nas.predictor.encoding import Features
 from nas.search import SupernetModule, build_space
 from nas.search.checkpoints import module_from_checkpoint
 from nas.spaces import Arch
@@ -141,9 +150,29 @@ class Run:
             self.space,
             self.cfg.scorer.name,
             components,
-            self._reference_stats(components),
+            self._reference_stats(components, SCORER_FILE),
             self.cfg.scorer.weights,
         )
+
+    @cached_property
+    def predictor_features(self) -> tuple[Features | None, list[str]]:
+        """The predictor's per-arch features (``predictor.features``), each standardised
+        against the reference archs (``features.json``), and their names."""
+        names = list(self.cfg.predictor.features)
+        if not names:
+            return None, []
+        components = [self._component(name) for name in names]
+        stats = self._reference_stats(components, FEATURES_FILE)
+
+        def features(archs: Sequence[Arch]) -> torch.Tensor:
+            columns = []
+            for c in components:
+                mean, std = stats[c.name]
+                # a degenerate network's -inf is clipped to far below the reference
+                columns.append([max((v - mean) / std, -10.0) for v in c.values(archs)])
+            return torch.tensor(columns, dtype=torch.float32).T
+
+        return features, names
 
     def _component(self, name: str) -> Component:
         """The scorer component ``name`` (``oneshot``, ``proxy:<name>``, ``params``, ``flops``)."""
@@ -158,12 +187,19 @@ class Run:
         proxy = self.proxy_evaluator(name.removeprefix("proxy:"), self.cfg.scorer.images)
         return Component(name, lambda archs: [s.value for s in proxy.evaluate(archs)])
 
-    def _reference_stats(self, components: list[Component]) -> dict[str, tuple[float, float]]:
+    def _reference_stats(
+        self, components: list[Component], file: str
+    ) -> dict[str, tuple[float, float]]:
         """The components' spread over ``scorer.reference`` random archs (drawn from the seed),
-        measured once and kept in ``scorer.json`` with the producer that measured it."""
-        path = self.path(SCORER_FILE)
+        measured once and kept in ``file`` with the producer that measured it."""
+        path = self.path(file)
         record = read_json(path) if path.exists() else None
-        if record is None or record.get("producer") != self.producer:
+        names = [c.name for c in components]
+        if (
+            record is None
+            or record.get("producer") != self.producer
+            or list(record["values"]) != names
+        ):
             rng = self.rng("scorer-reference")
             archs = [self.space.sample(rng) for _ in range(self.cfg.scorer.reference)]
             record = {

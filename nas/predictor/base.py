@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import torch
 
-from nas.predictor.encoding import ArchEncoder
+from nas.predictor.encoding import ArchEncoder, Features
 from nas.predictor.models import Ensemble, TrainConfig
 from nas.spaces import Arch, SearchSpace
 
@@ -27,12 +27,20 @@ def _summary(per_member: torch.Tensor) -> Prediction:
 
 
 class Predictor(abc.ABC):
-    """A predictor of ``space``'s scores (higher is better), an ensemble of small MLPs."""
+    """A predictor of ``space``'s scores (higher is better), an ensemble of small MLPs. With
+    ``features`` (named ``feature_names``), each arch's encoding is followed by them (see
+    :class:`~nas.predictor.encoding.ArchEncoder`)."""
 
-    def __init__(self, space: SearchSpace, cfg: TrainConfig | None = None) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        cfg: TrainConfig | None = None,
+        features: Features | None = None,
+        feature_names: Sequence[str] = (),
+    ) -> None:
         self.space = space
         self.cfg = cfg or TrainConfig()
-        self.encoder = ArchEncoder(space)
+        self.encoder = ArchEncoder(space, features, feature_names)
         d = self.encoder.size
         self.ensemble = (
             Ensemble(2 * d, self.cfg, odd_features=d) if self.pair_input else Ensemble(d, self.cfg)

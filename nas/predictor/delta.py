@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 
 from nas.predictor.base import Prediction, Predictor, _summary, score_scale
-from nas.predictor.encoding import changed_rows
+from nas.predictor.encoding import Features, changed_rows
 from nas.predictor.models import TrainConfig
 from nas.predictor.pairs import weighted_pairs
 from nas.spaces import Arch, SearchSpace
@@ -42,8 +42,10 @@ class DeltaPredictor(Predictor):
         decay: float = 0.5,
         max_pairs: int = 20000,
         k_nearest: int = 5,
+        features: Features | None = None,
+        feature_names: Sequence[str] = (),
     ) -> None:
-        super().__init__(space, cfg)
+        super().__init__(space, cfg, features, feature_names)
         if k_nearest < 1:
             raise ValueError(f"k_nearest must be >= 1, got {k_nearest}")
         self.decay = decay
@@ -56,7 +58,8 @@ class DeltaPredictor(Predictor):
     def fit(self, archs: Sequence[Arch], scores: Sequence[float]) -> None:
         y = self._check(archs, scores)
         enc = self.encoder(archs)
-        pairs, weight = weighted_pairs(enc, self.decay, self.max_pairs, self.ensemble.gen)
+        d = self.encoder.onehot_size  # pairs are formed by edits: the one-hot part
+        pairs, weight = weighted_pairs(enc[:, :d], self.decay, self.max_pairs, self.ensemble.gen)
         if len(pairs) == 0:
             raise ValueError(f"the delta predictor needs two distinct archs, got {len(archs)}")
         self._enc, self._y, self._scale = enc, y, score_scale(y)
@@ -65,8 +68,9 @@ class DeltaPredictor(Predictor):
 
     def predict(self, archs: Sequence[Arch]) -> Prediction:
         enc = self.encoder(archs)
-        k = min(self.k_nearest, len(self._enc))
-        nearest = torch.sort(changed_rows(enc, self._enc), dim=1, stable=True).indices[:, :k]
+        k, d = min(self.k_nearest, len(self._enc)), self.encoder.onehot_size
+        edits = changed_rows(enc[:, :d], self._enc[:, :d])
+        nearest = torch.sort(edits, dim=1, stable=True).indices[:, :k]
         refs = self._enc[nearest]  # [m, k, D]
         f = self.ensemble(pair_features(refs, enc[:, None, :].expand_as(refs)).flatten(0, 1))
         return _summary((self._y[nearest] + self._scale * f.unflatten(1, nearest.shape)).mean(-1))

@@ -1,8 +1,10 @@
 """Build a predictor by name, and its file ``predictor.pt``.
 
 ``predictor.pt`` (loadable with ``weights_only=True``): ``{"kind", "options", "train",
-"archs": [str], "scores": [float], "model": state_dict}``: the predictor's settings, the data
-of its last fit and its trained weights, so :func:`load_predictor` predicts what it predicted.
+"features": [str], "archs": [str], "scores": [float], "model": state_dict}``: the predictor's
+settings, the names of its per-arch features, the data of its last fit and its trained
+weights, so :func:`load_predictor` (given the same feature function) predicts what it
+predicted.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from nas.io import atomic_writer
 from nas.predictor.absolute import AbsolutePredictor
 from nas.predictor.base import Predictor
 from nas.predictor.delta import DeltaPredictor
+from nas.predictor.encoding import Features
 from nas.predictor.models import TrainConfig
 from nas.spaces import Arch, SearchSpace
 
@@ -27,9 +30,15 @@ PREDICTORS: dict[str, type[Predictor]] = {"delta": DeltaPredictor, "absolute": A
 
 
 def build_predictor(
-    kind: str, space: SearchSpace, train: Mapping[str, Any], **options: Any
+    kind: str,
+    space: SearchSpace,
+    train: Mapping[str, Any],
+    features: Features | None = None,
+    feature_names: Sequence[str] = (),
+    **options: Any,
 ) -> Predictor:
-    """The predictor ``kind`` (``delta`` or ``absolute``); ``options``: the delta predictor's
+    """The predictor ``kind`` (``delta`` or ``absolute``), reading ``features`` (named
+    ``feature_names``) beside each encoding when given; ``options``: the delta predictor's
     ``decay``, ``max_pairs``, ``k_nearest`` (ignored by ``absolute``)."""
     try:
         cls = PREDICTORS[kind]
@@ -37,7 +46,8 @@ def build_predictor(
         raise ValueError(
             f"unknown predictor {kind!r} (predictor.kind); known: {sorted(PREDICTORS)}"
         ) from None
-    return cls(space, TrainConfig(**train), **(options if cls is DeltaPredictor else {}))
+    extra = options if cls is DeltaPredictor else {}
+    return cls(space, TrainConfig(**train), features=features, feature_names=feature_names, **extra)
 
 
 def save_predictor(
@@ -54,6 +64,7 @@ def save_predictor(
         "kind": kind,
         "options": dict(options),
         "train": asdict(predictor.cfg),
+        "features": list(predictor.encoder.names),
         "archs": [predictor.space.to_str(a) for a in archs],
         "scores": [float(s) for s in scores],
         "model": predictor.ensemble.model.state_dict(),
@@ -62,16 +73,25 @@ def save_predictor(
         torch.save(record, f)
 
 
-def load_predictor(path: str | os.PathLike[str], space: SearchSpace) -> Predictor:
-    """The predictor saved by :func:`save_predictor`, ready to predict."""
+def load_predictor(
+    path: str | os.PathLike[str], space: SearchSpace, features: Features | None = None
+) -> Predictor:
+    """The predictor saved by :func:`save_predictor`, ready to predict; one fitted with
+    per-arch features needs ``features``, the same function (its names are in the file)."""
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
         kind, train = record["kind"], record["train"]
     except Exception as err:  # a truncated or foreign file
         raise NasError(f"{path} is not a readable predictor file: {err}") from None
+    names = record.get("features", [])
+    if bool(names) != (features is not None):
+        raise NasError(
+            f"{path} was fitted with features {names}: pass "
+            + ("their function (features=...)" if names else "no features")
+        )
     # a fit of zero steps restores the fit's data without training; the weights come next
     restore = {**train, "steps": 0}
-    predictor = build_predictor(kind, space, restore, **record["options"])
+    predictor = build_predictor(kind, space, restore, features, names, **record["options"])
     predictor.fit([space.from_str(s) for s in record["archs"]], record["scores"])
     predictor.ensemble.model.load_state_dict(record["model"])
     predictor.cfg = predictor.ensemble.cfg = TrainConfig(**record["train"])
