@@ -108,6 +108,37 @@ def test_the_proxy_scorer_archives_its_components_and_exports_the_best(tiny_cfg,
     assert final["test_accuracy"] is not None  # inherited from the searched supernet
 
 
+def test_the_hybrid_scorer_keeps_the_oneshot_accuracy_beside_the_proxies(
+    finished_runs, tiny_cfg, run_copy
+):
+    """``scorer=hybrid`` on a searched supernet: each record's ``oneshot`` component is the
+    one-shot evaluator's accuracy of that arch, and ``final.json`` reports it."""
+    from nas.pipeline.state import Run
+
+    tmp = run_copy()  # a finished tiny search, scored anew by the hybrid scorer
+    hybrid = (
+        "scorer=hybrid",
+        "scorer.reference=4",
+        "scorer.images=16",
+        "stages=[search,derive,sample,evolve,export]",
+        "sample.size=3",
+        "evolution.budget=2",
+        "evolution.refine.q=2",
+        "predictor.train.steps=20",
+        "export.plots=false",
+        "export.onnx=false",
+    )
+    final = run(tiny_cfg(*hybrid)).final
+    records = list(read_jsonl(tmp / ARCHIVE_FILE))
+    assert {r["source"] for r in records} == {"scorer:hybrid"} and len(records) == 5
+    state = Run(tiny_cfg(*hybrid))
+    archs = [state.space.from_str(r["arch"]) for r in records]
+    accuracy = [s.value for s in state.oneshot_evaluator.evaluate(archs)]
+    assert [r["components"]["oneshot"] for r in records] == pytest.approx(accuracy)
+    assert final["oneshot_score"] == final["components"]["oneshot"]
+    assert set(final["components"]) == {"oneshot", "proxy:synflow", "proxy:naswot", "params"}
+
+
 def test_training_free_search_trains_nothing_and_exports_the_best_untrained_arch(
     tiny_cfg, tmp_path
 ):
