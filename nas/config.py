@@ -20,7 +20,17 @@ from nas.evolution.refine import RefineConfig
 from nas.predictor.models import TrainConfig as PredictorTrainConfig
 
 #: the stages of a run, in order (``stages`` picks a subsequence)
-STAGES = ("search", "derive", "finetune", "split", "sample", "evolve", "export", "retrain")
+STAGES = (
+    "search",
+    "derive",
+    "finetune",
+    "split",
+    "sample",
+    "evolve",
+    "shortlist",
+    "export",
+    "retrain",
+)
 
 
 @dataclass
@@ -209,6 +219,19 @@ class PredictorConfig:
 
 
 @dataclass
+class ShortlistConfig:
+    """The shortlist stage: the ``size`` best-scored archs, each trained briefly as a
+    standalone network (``nas/evaluate/brief.py``); export takes the most accurate."""
+
+    size: int = 0  # 0: off (export takes the best score)
+    steps: int = 50  # SGD steps per arch, on the weights half
+    batch_size: int = 64
+    lr: float = 0.1  # the one-cycle schedule's peak
+    weight_decay: float = 5e-4
+    val_images: int = 1000  # of the arch half, that rate each arch
+
+
+@dataclass
 class ExportConfig:
     onnx: bool = True  # subnet.onnx, checked with onnxruntime (extra: export)
     plots: bool = True  # plots/ (extra: plots)
@@ -268,6 +291,7 @@ class TrainConfig:
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    shortlist: ShortlistConfig = field(default_factory=ShortlistConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     # the arch to retrain: a final.json path or an arch string; null: this run's final.json
@@ -318,6 +342,10 @@ _AT_LEAST = (
     ("oneshot.batch_size", 1),
     ("prescreen.images", 1),
     ("scorer.reference", 2),
+    ("shortlist.size", 0),
+    ("shortlist.steps", 1),
+    ("shortlist.batch_size", 1),
+    ("shortlist.val_images", 1),
     ("scorer.images", 2),
     ("constraints.max_params", 1),
     ("constraints.max_flops", 1),

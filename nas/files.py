@@ -13,6 +13,7 @@ SPLIT_DIR = "split"  # split: one sub-supernet checkpoint per leaf (and their tr
 SPLITS_FILE = "splits.json"  # split: the tree of sub-supernets and the leaves' restrictions
 ARCHIVE_FILE = "archive.jsonl"  # sample/evolve: every evaluated arch
 PREDICTOR_FILE = "predictor.pt"  # evolve: the predictor's last fit
+SHORTLIST_FILE = "shortlist.json"  # shortlist: the best-scored archs after brief training
 FINAL_FILE = "final.json"  # export: the final architecture and its figures
 SUBNET_FILE = "subnet.pt"  # export: standalone network with inherited weights
 ONNX_FILE = "subnet.onnx"  # export

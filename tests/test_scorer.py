@@ -193,3 +193,39 @@ def test_predictor_features_are_standardised_components_kept_with_the_predictor(
 def test_bad_scorer_settings_fail_at_start_up_naming_the_key(tiny_cfg, overrides, message):
     with pytest.raises(ConfigError, match=message):
         run(tiny_cfg(*overrides))
+
+
+def test_the_shortlist_trains_the_best_scored_archs_and_export_takes_the_most_accurate(
+    tiny_cfg, tmp_path
+):
+    """``shortlist.size=3``: the three best distinct archs by score are trained briefly,
+    ``shortlist.json`` keeps each one's accuracy, export takes the most accurate (not the best
+    scored), and a rerun reuses the finished results instead of training again."""
+    from nas.files import SHORTLIST_FILE
+
+    stages = "stages=[sample,evolve,shortlist,export]"
+    short = ("shortlist.size=3", "shortlist.steps=3", "shortlist.batch_size=8")
+    final = run(tiny_cfg(*TRAINING_FREE, stages, *short, "shortlist.val_images=32")).final
+    records = list(read_jsonl(tmp_path / ARCHIVE_FILE))
+    best: dict[str, float] = {}
+    for r in records:
+        best[r["arch"]] = max(best.get(r["arch"], -math.inf), r["score"])
+    top3 = sorted(best, key=best.get, reverse=True)[:3]
+    record = read_json(tmp_path / SHORTLIST_FILE)
+    assert record["done"] and [r["arch"] for r in record["results"]] == top3
+    assert all(0 <= r["accuracy"] <= 100 and r["seconds"] > 0 for r in record["results"])
+    winner = max(record["results"], key=lambda r: (r["accuracy"], -r["loss"]))
+    assert record["winner"] == winner["arch"] == final["arch"]
+    assert final["shortlist"]["accuracy"] == winner["accuracy"]
+    assert final["shortlist"]["steps"] == 3 and final["shortlist"]["candidates"] == 3
+    # a run killed during the shortlist keeps what it trained: doctored accuracies survive
+    # the rerun and decide
+    (tmp_path / "final.json").unlink()
+    doctored = [{**r, "accuracy": 100.0 * (r["arch"] == top3[2])} for r in record["results"]]
+    from nas.io import write_json_atomic
+
+    write_json_atomic(tmp_path / SHORTLIST_FILE, {**record, "results": doctored, "done": False})
+    again = run(
+        tiny_cfg(*TRAINING_FREE, "stages=[shortlist,export]", *short, "shortlist.val_images=32")
+    )
+    assert again.final["arch"] == top3[2] and again.final["shortlist"]["accuracy"] == 100.0

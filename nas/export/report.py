@@ -60,6 +60,7 @@ def export_final(
     cost: CostModel,
     onnx: bool = True,
     plots: bool = True,
+    shortlist: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export ``best`` (the best of ``entries``, the one-shot scores) and return
     ``final.json``'s record.
@@ -76,6 +77,10 @@ def export_final(
     Without a ``supernet`` (a training-free search) there are no weights to inherit: the
     record holds the arch, its scores and sizes (``test_accuracy`` and the exported sizes are
     ``None``), and no ``subnet.pt`` or ONNX file is written; ``retrain`` trains the arch.
+
+    ``shortlist``: the shortlist stage's record of ``best`` (its brief training's accuracy and
+    loss on the arch half, steps, how many candidates), kept as ``final.json``'s
+    ``shortlist`` (``None`` without that stage).
     """
     start = time.perf_counter()
     record: dict[str, Any] = {
@@ -95,6 +100,7 @@ def export_final(
         "exported_params": None,
         "exported_flops": None,
         "found_by": {"stage": best.stage, "algorithm": algorithm},
+        "shortlist": None if shortlist is None else dict(shortlist),
         "queries": len(entries),
         "query_seconds": sum(e.score.cost.seconds for e in entries),
         "files": {},

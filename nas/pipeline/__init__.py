@@ -5,7 +5,8 @@
 single paths (``finetuned.ckpt``), so that one-shot scores rate trained paths; ``split``
 divides it into sub-supernets (``splits.json``); ``sample`` scores K subnets (``archive.jsonl``);
 ``evolve`` searches from the archive with the predictor-guided refiner (``archive.jsonl``,
-``predictor.pt``); ``export`` writes the final model and report (``final.json``, ``subnet.pt``,
+``predictor.pt``); ``shortlist`` trains the best-scored archs briefly (``shortlist.json``);
+``export`` writes the final model and report (``final.json``, ``subnet.pt``,
 ``subnet.onnx``, ``summary.md``, ``plots/``); ``retrain`` trains the final arch from scratch
 (``retrain.json``). ``stages`` picks which run.
 
@@ -46,6 +47,7 @@ from nas.files import (
     PREDICTOR_FILE,
     RETRAIN_DIR,
     RETRAIN_FILE,
+    SHORTLIST_FILE,
     SPLIT_DIR,
     SPLITS_FILE,
     SUPERNET_FILE,
@@ -185,11 +187,20 @@ STAGES: tuple[Stage, ...] = (
         files=(PREDICTOR_FILE,),
     ),
     Stage(
+        "shortlist",
+        scoring.shortlist,
+        lambda r: r.path(SHORTLIST_FILE).exists() and read_json(r.path(SHORTLIST_FILE))["done"],
+        ("shortlist", "constraints", *TRAINING_KEYS),
+        reads=("evolve", "sample"),
+        files=(SHORTLIST_FILE,),
+        applies=scoring.shortlist_applies,
+    ),
+    Stage(
         "export",
         scoring.export,
         lambda r: r.path(FINAL_FILE).exists(),
-        ("export", "constraints", "space.subnet"),
-        reads=("evolve", "sample"),
+        ("export", "constraints", "space.subnet", "shortlist.size"),
+        reads=("evolve", "sample", "shortlist"),
     ),
     Stage(
         "retrain",

@@ -1,14 +1,17 @@
-"""The stages that score: derive (the strategy's arch), sample, evolve and export."""
+"""The stages that score: derive (the strategy's arch), sample, evolve, shortlist and export."""
 
 from __future__ import annotations
 
+import logging
 import random
 
+import torch
 from omegaconf import OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from nas.errors import ConfigError, NasError
 from nas.evaluate.base import Evaluator
+from nas.evaluate.brief import brief_training
 from nas.evolution import (
     RefineConfig,
     Tracker,
@@ -17,9 +20,9 @@ from nas.evolution import (
     regularized_evolution,
     sample_around,
 )
-from nas.evolution.archive import finite
+from nas.evolution.archive import Entry, finite
 from nas.export import export_final
-from nas.files import ARCHIVE_FILE, DERIVED_FILE, PREDICTOR_FILE
+from nas.files import ARCHIVE_FILE, DERIVED_FILE, PREDICTOR_FILE, SHORTLIST_FILE
 from nas.io import read_json, write_json_atomic
 from nas.pipeline.state import Run
 from nas.predictor import build_predictor, save_predictor
@@ -27,6 +30,8 @@ from nas.search import build_loggers
 from nas.spaces import Arch
 
 SAMPLE_STAGE = "sample"
+
+log = logging.getLogger(__name__)
 
 
 def derived_arch(run: Run, record: dict) -> Arch | None:
@@ -126,16 +131,81 @@ def _evolve(
         )
 
 
-def export(run: Run) -> None:
-    """Write the best scored arch as ``final.json``, ``subnet.pt``, ``subnet.onnx``,
-    ``summary.md``, ``plots/`` (a training-free run has no weights: no ``subnet.*``)."""
+def feasible_entries(run: Run) -> list[Entry]:
+    """The archived scores of this run's scorer whose archs meet the constraints."""
     entries = [e for e in run.scored_entries() if run.feasible(e.arch)]
     if not entries:
         raise NasError(
             f"{run.path(ARCHIVE_FILE)} holds no score of {run.source}: run the sample stage"
         )
+    return entries
+
+
+def shortlist_candidates(run: Run) -> list[Entry]:
+    """The ``shortlist.size`` best distinct feasible archs by score, best first."""
+    best: dict[str, Entry] = {}
+    for e in sorted(feasible_entries(run), key=lambda e: e.rank, reverse=True):
+        best.setdefault(run.space.to_str(e.arch), e)
+    return list(best.values())[: run.cfg.shortlist.size]
+
+
+def shortlist(run: Run) -> None:
+    """Train the best-scored archs briefly as standalone networks (``shortlist.*``: steps of
+    SGD on the weights half, seeded initialisation) and rate them on the arch half
+    (``shortlist.json``, rewritten after each arch so that a killed run keeps what it trained);
+    export takes the most accurate."""
+    cfg = run.cfg.shortlist
+    settings = OmegaConf.to_container(cfg)
+    path = run.path(SHORTLIST_FILE)
+    old = read_json(path) if path.exists() else None
+    done = {r["arch"]: r for r in old["results"]} if old and old["settings"] == settings else {}
+    dm, device = run.datamodule, run.device
+    train = [
+        (x.to(device), y.to(device))
+        for x, y in dm.fixed_batches("weights", cfg.steps, cfg.batch_size, seed=run.cfg.seed)
+    ]
+    val = [(x.to(device), y.to(device)) for x, y in dm.fixed_batches("arch", 1, cfg.val_images)]
+    candidates = shortlist_candidates(run)
+    results = []
+    for i, entry in enumerate(candidates, 1):
+        key = run.space.to_str(entry.arch)
+        if key not in done:
+            with torch.random.fork_rng(devices=[]), torch.device("cpu"):
+                torch.default_generator.manual_seed(run.cfg.seed)
+                net = run.space.build_subnet(entry.arch, dm.num_classes, dm.in_channels)
+            r = brief_training(net.to(device), train, val, cfg.steps, cfg.lr, cfg.weight_decay)
+            done[key] = {
+                "arch": key,
+                "score": entry.score.value,
+                "accuracy": r.accuracy,
+                "loss": r.loss,
+                "seconds": r.seconds,
+            }
+        results.append(done[key])
+        log.info(
+            "shortlist %d/%d: %s: %.1f%% after %d steps (score %.3f)",
+            i, len(candidates), key, done[key]["accuracy"], cfg.steps, entry.score.value,
+        )  # fmt: skip
+        write_json_atomic(path, {"settings": settings, "results": results, "done": False})
+    winner = max(results, key=lambda r: (r["accuracy"], -r["loss"]))
+    write_json_atomic(
+        path, {"settings": settings, "results": results, "winner": winner["arch"], "done": True}
+    )
+
+
+def export(run: Run) -> None:
+    """Write the best arch (the shortlist's winner when that stage ran, else the best scored)
+    as ``final.json``, ``subnet.pt``, ``subnet.onnx``, ``summary.md``, ``plots/`` (a
+    training-free run has no weights: no ``subnet.*``)."""
+    entries = feasible_entries(run)
     dm = run.datamodule
     best = max(entries, key=lambda e: e.rank)
+    short = shortlist_winner(run)
+    if short is not None:
+        best = max(
+            (e for e in entries if run.space.to_str(e.arch) == short["arch"]),
+            key=lambda e: e.rank,
+        )
     module = None if run.training_free else run.supernet_for(best.arch)
     record = export_final(
         run.dir,
@@ -152,9 +222,28 @@ def export(run: Run) -> None:
         cost=run.cost,
         onnx=run.cfg.export.onnx,
         plots=run.cfg.export.plots,
+        shortlist=short,
     )
     for logger in build_loggers(run.cfg):
         if isinstance(logger, WandbLogger):
             from nas.export.wandb_report import report_to_wandb
 
             report_to_wandb(logger, run.dir, run.space, entries, record)
+
+
+def shortlist_winner(run: Run) -> dict | None:
+    """The shortlist stage's record of its winner (with ``steps`` and ``candidates``), or
+    ``None`` when the stage does not apply."""
+    if not shortlist_applies(run):
+        return None
+    path = run.path(SHORTLIST_FILE)
+    record = read_json(path) if path.exists() else None
+    if record is None or not record["done"]:
+        raise NasError(f"{path} is missing or unfinished: run the shortlist stage first")
+    winner = next(r for r in record["results"] if r["arch"] == record["winner"])
+    return {**winner, "steps": record["settings"]["steps"], "candidates": len(record["results"])}
+
+
+def shortlist_applies(run: Run) -> bool:
+    """Whether the shortlist stage runs: ``shortlist.size`` > 0 and it is among ``stages``."""
+    return run.cfg.shortlist.size > 0 and "shortlist" in run.cfg.stages
