@@ -41,6 +41,8 @@ class DatasetConfig:
     batch_size: int = 64
     eval_batch_size: int = 256
     num_workers: int = 0
+    # batches made in the training device's memory (a GPU's: no host loader to wait for)
+    on_device: bool = False
     train_portion: float = 0.5  # DARTS split: share of the training set that trains weights
     limit_train: int | None = None  # use only this many training images (quick runs)
     split_seed: int = 0

@@ -2,10 +2,14 @@
 
 Variants, built from one seed with the same parameters (the reference copies ours):
 
-* ``ours``: ``nas.supernet.build_supernet(DartsSpace(), ...)`` as ``search=darts`` uses it;
+* ``ours``: ``nas.supernet.build_supernet(DartsSpace(), ...)`` as ``search=darts`` uses it,
+  with ``--backend`` (``auto``: lean on the CPU, plain on CUDA), ``--compile`` (e.g.
+  ``cudagraphs``) or ``--graph`` (the whole step captured as one CUDA graph), under bf16
+  autocast with ``--precision bf16``;
 * ``naive``: the search network of "DARTS: Differentiable Architecture Search" (arXiv
   1806.09055) as its code writes it (``nas.supernet.reference``: every op on every edge,
-  ``none`` as ``x * 0``), always in fp32 and NCHW.
+  ``none`` as ``x * 0``), in fp32 and NCHW, as the paper ran it;
+* ``naive_bf16``: the same under bf16 autocast (with ``--precision bf16`` only).
 
 Before timing, both are run on one small batch and must agree on the loss and on every
 gradient (weights and alphas) in float64, and on the loss in float32. Each variant is then timed in a fresh process, so that peak
@@ -21,10 +25,14 @@ img/s = images through forward and backward per second, median over the timed st
 ``--repeats R`` measures R rounds of both variants, alternating their order, and reports the
 median img/s per variant and the median of the rounds' speedups (a drifting machine speed
 then biases neither variant).
-``--precision bf16`` runs ``ours`` under bf16 autocast; ``naive`` stays fp32 (the reference).
+``--precision bf16`` runs ``ours`` (and ``naive_bf16``) under bf16 autocast; ``naive`` stays
+fp32 (the reference). ``--naive-batch`` runs the references at another batch size than ours
+(the paper's 64 against a larger recipe batch); img/s compares them all the same.
 
 Usage: ``python scripts/bench_supernet.py --device cpu --precision fp32 --batch 64
---out bench.json``; ``--out`` writes the figures of the first of ``--kinds`` as JSON.
+--out bench.json``; ``--out`` writes the figures of the first of ``--kinds`` as JSON:
+``device``, ``precision``, ``variants`` (img/s and peak memory of each), ``speedup`` (ours
+over naive fp32), ``speedup_bf16`` (over naive in bf16, when measured), ``mem_ratio``.
 """
 
 from __future__ import annotations
@@ -49,14 +57,29 @@ from nas.supernet import build_supernet
 from nas.supernet.reference import build_reference_supernet
 
 STEP_KINDS = ("bilevel", "weights")
-VARIANTS = ("ours", "naive")
+VARIANTS = ("ours", "naive", "naive_bf16")
+
+
+def variants(args: argparse.Namespace) -> tuple[str, ...]:
+    """The variants measured (``--references``: ours against both references, the bf16 one
+    only beside a bf16 run of ours; else ours alone)."""
+    if not args.references:
+        return VARIANTS[:1]
+    return VARIANTS if args.precision == "bf16" else VARIANTS[:2]
+
+
+def compile_option(value: str) -> bool | str:
+    """``--compile``'s value as ``space.supernet.compile`` takes it."""
+    return {"none": False, "true": True}.get(value, value)
 
 
 def build(variant: str, args: argparse.Namespace) -> torch.nn.Module:
     """The ``variant`` network, seeded so that both variants hold the same parameters."""
     torch.manual_seed(args.seed)
     space = DartsSpace()
-    options = {"c": args.c, "layers": args.layers, "compile": args.compile}
+    options = {"c": args.c, "layers": args.layers, "backend": args.backend}
+    if variant == "ours":
+        options["compile"] = compile_option(args.compile)
     ours = build_supernet(space, args.classes, 3, **options)
     if variant == "ours":
         return ours
@@ -81,7 +104,13 @@ def init_alphas(device: torch.device, dtype: torch.dtype) -> dict[str, torch.Ten
 
 
 class Trainer:
-    """One first-order DARTS search step on a network, as ``search=darts`` performs it."""
+    """One first-order DARTS search step on a network, as ``search=darts`` performs it.
+
+    With ``graph`` (CUDA only) the whole step (both forwards and backwards, Adam's and SGD's
+    updates, the clip) is captured once as a CUDA graph after three eager warm-up steps and
+    replayed from then on (``torch.cuda.graph``, whole-network capture): what the step costs
+    with no kernel-launch overhead. The batches are the graph's static inputs.
+    """
 
     def __init__(
         self,
@@ -90,46 +119,78 @@ class Trainer:
         autocast: bool,
         dtype: torch.dtype = torch.float32,
         freeze_weights_in_alpha_step: bool = False,
+        graph: bool = False,
     ) -> None:
         self.net = net
         self.freeze = freeze_weights_in_alpha_step
         self.alphas = init_alphas(device, dtype)
         self.w_opt = torch.optim.SGD(net.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
         self.a_opt = torch.optim.Adam(
-            self.alphas.values(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3
+            self.alphas.values(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3, capturable=graph
         )
         self.autocast: Callable[[], contextlib.AbstractContextManager] = (
-            (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+            (lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=not graph))
             if autocast
             else contextlib.nullcontext
         )
+        self.graph = torch.cuda.CUDAGraph() if graph else None
+        self.captured: list[torch.Tensor] | None = None
+        # softmax weights are never exactly zero: every op runs, no host read of the weights
+        ops = len(DartsSpace.op_names)
+        self.active = {k: [[True] * ops] * 14 for k in self.alphas} if graph else None
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, detach: bool) -> torch.Tensor:
         w = {k: a.softmax(-1) for k, a in self.alphas.items()}
         if detach:
             w = {k: v.detach() for k, v in w.items()}
         with self.autocast():
-            return F.cross_entropy(self.net(x, w), y)
+            if self.active is None:
+                return F.cross_entropy(self.net(x, w), y)
+            return F.cross_entropy(self.net(x, w, self.active), y)
 
-    def alpha_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        self.a_opt.zero_grad(set_to_none=True)
+    def alpha_step(self, x: torch.Tensor, y: torch.Tensor, zero: bool = True) -> torch.Tensor:
+        if zero:
+            self.a_opt.zero_grad(set_to_none=True)
         with frozen(self.net) if self.freeze else contextlib.nullcontext():
             loss = self.loss(x, y, detach=False)
             loss.backward()
         self.a_opt.step()
-        return loss.item()
+        return loss.detach()
 
-    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        self.w_opt.zero_grad(set_to_none=True)
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor, zero: bool = True) -> torch.Tensor:
+        if zero:
+            self.w_opt.zero_grad(set_to_none=True)
         loss = self.loss(x, y, detach=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
         self.w_opt.step()
-        return loss.item()
+        return loss.detach()
+
+    def _step(self, kind: str, train, val, zero: bool = True) -> list[torch.Tensor]:
+        losses = [self.alpha_step(*val, zero=zero)] if kind == "bilevel" else []
+        return [*losses, self.weight_step(*train, zero=zero)]
+
+    def _capture(self, kind: str, train, val) -> None:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._step(kind, train, val)
+        torch.cuda.current_stream().wait_stream(side)
+        # every gradient is written once per step (the alpha step's weights are frozen, the
+        # weight step's alphas detached): none to zero inside the graph
+        self.w_opt.zero_grad(set_to_none=True)
+        self.a_opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(self.graph):
+            self.captured = self._step(kind, train, val, zero=False)
 
     def step(self, kind: str, train, val) -> list[float]:
-        losses = [self.alpha_step(*val)] if kind == "bilevel" else []
-        return [*losses, self.weight_step(*train)]
+        if self.graph is None:
+            return [loss.item() for loss in self._step(kind, train, val)]
+        if self.captured is None:
+            self._capture(kind, train, val)
+        self.graph.replay()
+        return [loss.item() for loss in self.captured]
 
 
 def check_equal(args: argparse.Namespace, device: torch.device) -> None:
@@ -141,10 +202,11 @@ def check_equal(args: argparse.Namespace, device: torch.device) -> None:
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     train, _ = batches(args, args.check_batch, device)
+    eager = argparse.Namespace(**{**vars(args), "compile": "none"})  # checks the function
     for dtype in (torch.float64, torch.float32):
         results = []
-        for variant in VARIANTS:
-            net = build(variant, args).to(device, dtype)
+        for variant in VARIANTS[:2]:
+            net = build(variant, eager).to(device, dtype)
             trainer = Trainer(net, device, autocast=False, dtype=dtype)
             loss = trainer.loss(train[0].to(dtype), train[1], detach=False)
             loss.backward()
@@ -168,13 +230,15 @@ def measure(variant: str, kind: str, args: argparse.Namespace) -> dict[str, floa
     trainer = Trainer(
         net,
         device,
-        autocast=variant == "ours" and args.precision == "bf16",
+        autocast=variant != "naive" and args.precision == "bf16",
         freeze_weights_in_alpha_step=variant == "ours",
+        graph=variant == "ours" and args.graph,
     )
-    train, val = batches(args, args.batch, device)
+    batch = args.batch if variant == "ours" else args.naive_batch or args.batch
+    train, val = batches(args, batch, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = []
+    times, begin = [], time.perf_counter()
     for i in range(args.warmup + args.steps):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -184,14 +248,20 @@ def measure(variant: str, kind: str, args: argparse.Namespace) -> dict[str, floa
             torch.cuda.synchronize(device)
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
+        else:
+            warmup_s = time.perf_counter() - begin
         if not all(map(math.isfinite, losses)):
             raise RuntimeError(f"{variant}: non-finite loss {losses}")
-    images = args.batch * (2 if kind == "bilevel" else 1)
+    images = batch * (2 if kind == "bilevel" else 1)
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak_mb = status_mb("VmHWM")  # the peak resident set of this fresh process
-    return {"img_per_s": images / statistics.median(times), "peak_mem_mb": peak_mb}
+    return {
+        "img_per_s": images / statistics.median(times),
+        "peak_mem_mb": peak_mb,
+        "warmup_s": warmup_s,  # compilation or graph capture included
+    }
 
 
 def measure_in_fresh_process(variant: str, kind: str, argv: list[str]) -> dict[str, float]:
@@ -200,12 +270,14 @@ def measure_in_fresh_process(variant: str, kind: str, argv: list[str]) -> dict[s
     return json.loads(out.strip().splitlines()[-1])
 
 
-def measure_paired(kind: str, argv: list[str], repeats: int) -> list[dict[str, dict[str, float]]]:
-    """``repeats`` rounds of both variants, each in a fresh process, the order alternating
-    between rounds so that a machine whose speed drifts favours neither."""
+def measure_paired(
+    kind: str, argv: list[str], args: argparse.Namespace
+) -> list[dict[str, dict[str, float]]]:
+    """``--repeats`` rounds of every variant, each in a fresh process, the order alternating
+    between rounds so that a machine whose speed drifts favours none."""
     rounds = []
-    for r in range(repeats):
-        order = VARIANTS if r % 2 == 0 else VARIANTS[::-1]
+    for r in range(args.repeats):
+        order = variants(args) if r % 2 == 0 else variants(args)[::-1]
         rounds.append({v: measure_in_fresh_process(v, kind, argv) for v in order})
     return rounds
 
@@ -219,28 +291,41 @@ def report(
         v: {
             "img_per_s": statistics.median(r[v]["img_per_s"] for r in rounds),
             "peak_mem_mb": max(r[v]["peak_mem_mb"] for r in rounds),
+            "warmup_s": max(r[v]["warmup_s"] for r in rounds),
         }
-        for v in VARIANTS
+        for v in variants(args)
     }
-    ratios = [r["ours"]["img_per_s"] / r["naive"]["img_per_s"] for r in rounds]
-    summary = {
+    summary: dict[str, object] = {
         "device": args.device,
         "precision": args.precision,
         "variants": results,
-        "speedup": statistics.median(ratios),
-        "mem_ratio": results["ours"]["peak_mem_mb"] / results["naive"]["peak_mem_mb"],
     }
+    ratios = []
+    if "naive" in results:
+        ratios = [r["ours"]["img_per_s"] / r["naive"]["img_per_s"] for r in rounds]
+        summary["speedup"] = statistics.median(ratios)
+        summary["mem_ratio"] = results["ours"]["peak_mem_mb"] / results["naive"]["peak_mem_mb"]
+    if "naive_bf16" in results:
+        summary["speedup_bf16"] = statistics.median(
+            r["ours"]["img_per_s"] / r["naive_bf16"]["img_per_s"] for r in rounds
+        )
     mem = "peak RSS" if args.device == "cpu" else "peak alloc"
     print(
-        f"\n{kind} step, batch {args.batch}, C={args.c}, {args.layers} cells, "
-        f"{args.size}x{args.size}, {args.device}, ours {args.precision} / naive fp32, "
+        f"\n{kind} step, batch {args.batch} (naive {args.naive_batch or args.batch}), "
+        f"C={args.c}, {args.layers} cells, {args.size}x{args.size}, {args.device}, ours "
+        f"{args.precision} (backend {args.backend}, compile {args.compile}) / naive fp32, "
         f"{args.steps} timed steps after {args.warmup} warm-up, {len(rounds)} round(s) "
         f"(speedups {', '.join(f'{r:.2f}' for r in ratios)})"
     )
-    print(f"| variant | img/s | {mem} (MB) |\n|---|---:|---:|")
+    print(f"| variant | img/s | {mem} (MB) | warm-up (s) |\n|---|---:|---:|---:|")
     for variant, r in results.items():
-        print(f"| {variant} | {r['img_per_s']:.1f} | {r['peak_mem_mb']:.0f} |")
-    print(f"| ours/naive | {summary['speedup']:.2f}x | {summary['mem_ratio']:.2f} |")
+        print(
+            f"| {variant} | {r['img_per_s']:.1f} | {r['peak_mem_mb']:.0f} | {r['warmup_s']:.1f} |"
+        )
+    if "speedup" in summary:
+        print(f"| ours/naive | {summary['speedup']:.2f}x | {summary['mem_ratio']:.2f} |")
+    if "speedup_bf16" in summary:
+        print(f"| ours/naive_bf16 | {summary['speedup_bf16']:.2f}x | |")
     return summary
 
 
@@ -260,7 +345,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--kinds", default="bilevel,weights", help="of: " + ",".join(STEP_KINDS))
     p.add_argument("--check-batch", type=int, default=4, help="batch of the equality check")
-    p.add_argument("--compile", action="store_true", help="torch.compile ours")
+    p.add_argument(
+        "--compile",
+        default="none",
+        help="ours' space.supernet.compile: none, true, a torch.compile mode or cudagraphs",
+    )
+    p.add_argument("--backend", default="auto", help="ours' space.supernet.backend")
+    p.add_argument(
+        "--graph", action="store_true", help="ours' whole step captured as one CUDA graph"
+    )
+    p.add_argument(
+        "--no-references",
+        dest="references",
+        action="store_false",
+        help="time ours alone (no reference network, no equality check)",
+    )
+    p.add_argument("--naive-batch", type=int, default=0, help="the references' batch (0: --batch)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="JSON file for the first of --kinds")
@@ -279,11 +379,12 @@ def main(argv: list[str]) -> None:
         variant, kind = args.worker.split(":")
         print(json.dumps(measure(variant, kind, args)))
         return
-    check_equal(args, torch.device(args.device))
-    print("ours and naive agree: loss and gradients (weights, alphas) within tolerance")
+    if args.references:
+        check_equal(args, torch.device(args.device))
+        print("ours and naive agree: loss and gradients (weights, alphas) within tolerance")
     summaries = []
     for kind in args.kinds.split(","):
-        summaries.append(report(kind, measure_paired(kind, argv, args.repeats), args))
+        summaries.append(report(kind, measure_paired(kind, argv, args), args))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(summaries[0], f, indent=2)

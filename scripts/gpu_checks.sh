@@ -1,20 +1,54 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, as run on a lent H100/H200 (figures in the README):
-# the CUDA tests (every proxy and evaluator), the digits pipeline with trainer=gpu, the
-# one-shot evaluation benchmark and the supernet benchmark in bf16. Results go to $OUT.
-# Python packages the machine lacks (hydra, omegaconf, antlr4) travel in .gpu_site/.
+# The checks that need a GPU, in one go on a lent H100/H200 (figures in the README, "On a
+# GPU"); each step has its own time limit, so one that fails or hangs costs only its share:
+#  1. the DARTS supernet's bi-level step at the paper's batch: ours (plain cuDNN ops, bf16, the
+#     whole step as one CUDA graph) against the paper's network in fp32 and in bf16, same GPU,
+#     same run; then batch 256 and 512, and ours without graphs (plain and lean backends);
+#  2. whole search epochs of +experiment=cifar10_fast through Lightning (batches on the GPU,
+#     batch 256) on CIFAR-sized synthetic images (50,000 of 32x32: the machine has no
+#     network), and the projection of the 50-epoch search;
+#  3. torch.compile's cudagraphs backend: its compile time and step;
+#  4. the CUDA tests (every proxy and evaluator against the CPU, both backends under bf16).
+# Results go to $OUT. Python packages the GPU machine lacks travel as wheels in .whl/
+# (hydra-core, omegaconf, antlr4-python3-runtime, torchdata; see the device notes).
 set -uo pipefail
 OUT=${OUT:-outputs/gpu}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD:$PWD/.gpu_site:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 PY=${PY:-python3}
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/device.txt"
-$PY -m pytest tests/test_cuda.py -q -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/cuda_tests.txt"
-start=$(date +%s)
-$PY train.py +experiment=digits trainer=gpu hydra.run.dir=/tmp/digits_gpu \
-  trainer.enable_progress_bar=false > "$OUT/digits_gpu.log" 2>&1
-echo "digits pipeline, trainer=gpu: rc $? in $(($(date +%s) - start)) s" | tee -a "$OUT/device.txt"
-tail -8 "$OUT/digits_gpu.log"
-cp /tmp/digits_gpu/final.json "$OUT/digits_gpu_final.json" 2>/dev/null
-$PY scripts/bench_oneshot.py --device cuda --archs 20 --out "$OUT/oneshot_cuda.json" 2>&1 | tee "$OUT/oneshot_cuda.txt"
-$PY scripts/bench_supernet.py --device cuda --precision bf16 --batch 64 --out "$OUT/supernet_bf16.json" 2>&1 | tail -12 | tee "$OUT/supernet_bf16.txt"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+LOG="$OUT/gpu.log"
+step() { # step <seconds> <title> <command...>: run it under a time limit, log its tail
+  local limit=$1 title=$2 start=$(date +%s)
+  shift 2
+  echo "== $title" | tee -a "$LOG"
+  timeout "$limit" "$@" >"$OUT/step.log" 2>&1
+  local rc=$?
+  tail -12 "$OUT/step.log" | tee -a "$LOG"
+  echo "== $title: rc $rc in $(($(date +%s) - start)) s" | tee -a "$LOG"
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$LOG"
+$PY -c "import torch; print('torch', torch.__version__, torch.version.cuda)" | tee -a "$LOG"
+SUPERNET="$PY scripts/bench_supernet.py --device cuda --precision bf16 --kinds bilevel --warmup 3 --steps 10"
+step 120 "bi-level step, batch 64, whole step as one CUDA graph, against the references" \
+  $SUPERNET --batch 64 --graph --out "$OUT/supernet_b64_graph.json"
+step 60 "bi-level step, batch 256 and 512, one CUDA graph" bash -c "\
+  $SUPERNET --batch 256 --graph --no-references --out $OUT/supernet_b256_graph.json && \
+  $SUPERNET --batch 512 --graph --no-references --out $OUT/supernet_b512_graph.json"
+step 90 "bi-level step, batch 64 and 256, plain and lean, eager" bash -c "\
+  $SUPERNET --batch 64 --backend plain --no-references && \
+  $SUPERNET --batch 64 --backend lean --no-references && \
+  $SUPERNET --batch 256 --backend plain --no-references --out $OUT/supernet_b256_eager.json"
+SYNTHETIC=(--override dataset=synthetic --override dataset.n_train=50000
+  --override dataset.n_test=1000 --override dataset.image_size=32
+  --override dataset.num_classes=10 --override dataset.augment=true
+  --override trainer.enable_progress_bar=false)
+step 180 "search epochs, +experiment=cifar10_fast (Lightning, batches on the GPU)" \
+  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --epochs 2 --out "$OUT/epoch_fast.json"
+step 150 "bi-level step, batch 64, torch.compile cudagraphs backend (compile time)" \
+  $SUPERNET --batch 64 --compile cudagraphs --no-references --warmup 4 --steps 5
+step 90 "CUDA tests" $PY -m pytest tests/test_cuda.py -q -x -p no:cacheprovider
+rm -f "$OUT/step.log"

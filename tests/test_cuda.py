@@ -102,9 +102,18 @@ def test_oneshot_evaluator_on_cuda_matches_cpu():
 def _supernet(space_name: str, lean: bool) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     space = get_space(space_name)
     if space_name == "nb201":
-        net = build_supernet(space, num_classes=10, in_channels=3, c=4, n_cells=1, lean=lean)
+        net = build_supernet(
+            space,
+            num_classes=10,
+            in_channels=3,
+            c=4,
+            n_cells=1,
+            backend="lean" if lean else "plain",
+        )
     else:
-        net = build_supernet(space, num_classes=10, in_channels=3, c=4, layers=3, lean=lean)
+        net = build_supernet(
+            space, num_classes=10, in_channels=3, c=4, layers=3, backend="lean" if lean else "plain"
+        )
     # DARTS-style mixed weights: every op of every edge runs
     alphas = {
         k: torch.randn_like(w) for k, w in space.one_hot(space.sample(random.Random(0))).items()

@@ -72,7 +72,7 @@ def smooth(net):
 
 def test_darts2_architecture_gradient_is_the_exact_hypergradient():
     torch.manual_seed(0)
-    space, net = tiny_nb201(lean=False, channels_last=False)
+    space, net = tiny_nb201(backend="plain", channels_last=False)
     smooth(net).double()
     strategy = SecondOrderDartsStrategy(space, alpha_init_std=0.5).double()
     train, arch = [(x.double(), y) for x, y in (batch(seed=1), batch(seed=2))]

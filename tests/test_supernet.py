@@ -40,7 +40,7 @@ def _batch(dtype=torch.float64, size=8, n=4):
     return torch.randn(n, 3, size, size, generator=g, dtype=dtype), torch.randint(0, 10, (n,))
 
 
-@pytest.mark.parametrize("options", [{}, {"channels_last": False}, {"lean": False}])
+@pytest.mark.parametrize("options", [{}, {"channels_last": False}, {"backend": "plain"}])
 def test_darts_gradients_equal_reference(options):
     """Same loss, weight gradients, alpha gradients and BN statistics as the paper's network."""
     space = DartsSpace()
@@ -62,8 +62,8 @@ def test_darts_gradients_equal_reference(options):
 def test_nb201_lean_equals_plain():
     space = NB201Space()
     torch.manual_seed(0)
-    lean = build_supernet(space, 10, c=4, n_cells=1).double()
-    plain = build_supernet(space, 10, c=4, n_cells=1, lean=False, channels_last=False).double()
+    lean = build_supernet(space, 10, c=4, n_cells=1, backend="lean").double()
+    plain = build_supernet(space, 10, c=4, n_cells=1, backend="plain", channels_last=False).double()
     plain.load_state_dict(lean.state_dict())
     x, y = _batch(size=8)
     l_lean, g_lean = _loss_and_grads(lean, _alphas(space), x, y)
@@ -73,10 +73,10 @@ def test_nb201_lean_equals_plain():
         torch.testing.assert_close(g_lean[name], g, rtol=1e-7, atol=1e-10, msg=name)
 
 
-@pytest.mark.parametrize("lean", [True, False])
-def test_single_path_runs_only_its_ops(monkeypatch, lean):
+@pytest.mark.parametrize("backend", ["lean", "plain"])
+def test_single_path_runs_only_its_ops(monkeypatch, backend):
     space = DartsSpace()
-    net = build_supernet(space, 10, **SMALL, lean=lean)
+    net = build_supernet(space, 10, **SMALL, backend=backend)
     arch = space.sample(random.Random(0))
     one_hot = space.one_hot(arch)
     ran: list[tuple[int, str]] = []
@@ -126,6 +126,20 @@ def test_darts_parameter_count_and_options():
     assert sum(p.numel() for p in net.parameters()) == 1_930_618
     with pytest.raises(TypeError, match="fast"):
         build_supernet(space, 10, fast=True)
+    with pytest.raises(ValueError, match=r"space\.supernet\.backend"):
+        build_supernet(space, 10, backend="fastest")
+    with pytest.raises(ValueError, match=r"space\.supernet\.compile"):
+        build_supernet(space, 10, compile="turbo")
+
+
+def test_auto_backend_is_plain_on_cuda_and_lean_elsewhere():
+    from nas.supernet import resolve_backend
+
+    assert resolve_backend("auto", cuda=True) == "plain"
+    assert resolve_backend("auto", cuda=False) == "lean"
+    assert resolve_backend("lean", cuda=True) == "lean"
+    mixed = build_supernet(DartsSpace(), 10, **SMALL, backend="plain").net.cells[0].edges[0]
+    assert not mixed.lean and mixed.shared is None
 
 
 def test_bf16_autocast_step_matches_fp32():
@@ -259,8 +273,8 @@ def test_shared_pooling_keeps_each_edges_running_statistics():
     pooling is shared, must still update each edge's statistics as its own forward would."""
     space = DartsSpace()
     torch.manual_seed(0)
-    lean = build_supernet(space, 10, **SMALL)
-    plain = build_supernet(space, 10, **SMALL, lean=False, channels_last=False)
+    lean = build_supernet(space, 10, **SMALL, backend="lean")
+    plain = build_supernet(space, 10, **SMALL, backend="plain", channels_last=False)
     plain.load_state_dict(lean.state_dict())
     rng = random.Random(0)
     steps = [space.one_hot(space.sample(rng)) for _ in range(3)]

@@ -4,6 +4,10 @@ The training set is shuffled once with ``dataset.split_seed`` and cut in two: th
 ``train_portion`` trains the supernet's weights, the rest trains the architecture (and is
 the validation set of the search). The test set is never used by the search.
 
+With ``dataset.on_device`` the splits are read once into the training device's memory and
+batched, shuffled and augmented there (:mod:`nas.data.on_device`): for CIFAR-sized data on a
+GPU, whose steps outrun a host loader.
+
 Downloads happen in :meth:`SearchDataModule.prepare_data` only, which Lightning runs on one
 process before any ``setup``; ``setup`` (on every DDP rank) reads the files and never fetches
 them, so ranks do not race to write the same files.
@@ -21,6 +25,7 @@ from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from nas.data.on_device import DeviceLoader, materialise
 from nas.data.registry import DatasetBundle, build_dataset, dataset_shape, download_dataset
 from nas.errors import ConfigError
 
@@ -74,6 +79,8 @@ class SearchDataModule(pl.LightningDataModule):
         self.arch_set: Dataset | None = None
         #: the splits' images without augmentation (:meth:`fixed_batches`)
         self.fixed_sets: dict[str, Dataset] = {}
+        #: the splits in the training device's memory (``dataset.on_device``)
+        self.device_sets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def prepare_data(self) -> None:
         """Download the dataset's files when ``dataset.download`` is true (one process only)."""
@@ -124,17 +131,39 @@ class SearchDataModule(pl.LightningDataModule):
     ) -> StatefulDataLoader:
         return make_loader(ds, shuffle, batch_size, int(self.cfg.num_workers), seed)
 
+    def _device_loader(self, split: str, shuffle: bool, batch_size: int, seed: int = 0):
+        """A :class:`DeviceLoader` of ``split`` on the trainer's device (read once)."""
+        if split not in self.device_sets:
+            device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+            workers = int(self.cfg.num_workers)
+            self.device_sets[split] = materialise(self.fixed_sets[split], device, workers)
+        cfg = self.cfg
+        padding = int(cfg.crop_padding) if cfg.augment and shuffle else 0
+        fill = [-m / s for m, s in zip(cfg.mean, cfg.std, strict=True)]  # black, normalised
+        if padding and len(fill) != self.in_channels:
+            raise ConfigError(
+                f"dataset.on_device crops pad with black: dataset.mean and dataset.std need "
+                f"{self.in_channels} values (one per channel), got {len(fill)}"
+            )
+        return DeviceLoader(*self.device_sets[split], batch_size, shuffle, seed, padding, fill)
+
     def train_dataloader(self) -> CombinedLoader:
         bs = self.cfg.batch_size
-        return CombinedLoader(
-            {
+        if self.cfg.on_device:
+            halves = {
+                "train": self._device_loader("weights", True, bs, self.seed),
+                "arch": self._device_loader("arch", True, bs, self.seed + 1),
+            }
+        else:
+            halves = {
                 "train": self._loader(self.weights_set, True, bs, self.seed),
                 "arch": self._loader(self.arch_set, True, bs, self.seed + 1),
-            },
-            mode="min_size",
-        )
+            }
+        return CombinedLoader(halves, mode="min_size")
 
-    def val_dataloader(self) -> StatefulDataLoader:
+    def val_dataloader(self) -> StatefulDataLoader | DeviceLoader:
+        if self.cfg.on_device:
+            return self._device_loader("arch", False, self.cfg.eval_batch_size)
         return self._loader(self.arch_set, False, self.cfg.eval_batch_size)
 
     def test_dataloader(self) -> StatefulDataLoader:

@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from nas.spaces import Arch, SearchSpace, searchable_cells
 from nas.supernet import MixedOp, build_supernet
 
-_PLAIN = {"lean": False, "channels_last": False, "compile": False}
+_PLAIN = {"backend": "plain", "channels_last": False, "compile": False}
 
 #: ``(params, flops)``
 Cost = tuple[int, int]

@@ -29,7 +29,7 @@ from nas.supernet import MixedOp, build_supernet
 
 SUBNET_FORMAT = 1
 #: options that change how a supernet runs, never what it computes; a subnet runs plainly
-_EXECUTION = {"lean": False, "channels_last": False, "compile": False}
+_EXECUTION = {"backend": "plain", "channels_last": False, "compile": False}
 
 
 def single_path(net: nn.Module, space: SearchSpace, arch: Arch) -> nn.Module:

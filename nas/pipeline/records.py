@@ -32,12 +32,20 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: keys that say how a network runs, never what it computes: a run resumed with other values
+#: (a search continued on a GPU) redoes nothing
+EXECUTION_KEYS = frozenset(f"space.supernet.{k}" for k in ("backend", "compile", "channels_last"))
+
+
 def settings(cfg: Any, keys: Sequence[str]) -> dict[str, Any]:
     """``{dotted key: resolved value}`` of the config ``keys``, groups flattened to their
-    leaves (``search`` gives ``search.epochs``, ...); a missing key reads ``None``."""
+    leaves (``search`` gives ``search.epochs``, ...), :data:`EXECUTION_KEYS` left out; a
+    missing key reads ``None``."""
     out: dict[str, Any] = {}
 
     def leaves(key: str, value: Any) -> None:
+        if key in EXECUTION_KEYS:
+            return
         if isinstance(value, dict) and value:
             for k, v in value.items():
                 leaves(f"{key}.{k}", v)

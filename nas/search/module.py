@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from nas.errors import ensure_finite, ensure_finite_state
+from nas.errors import ConfigError, ensure_finite, ensure_finite_state
 from nas.schedules import cosine_lr
 from nas.search.parts import build_search_supernet, build_space
 from nas.search.strategies import build_strategy
+from nas.supernet import resolve_backend
 
 #: what a search's numerics errors suggest
 NUMERICS_FIXES = (
@@ -69,11 +70,24 @@ class SupernetModule(pl.LightningModule):
     @classmethod
     def from_config(cls, cfg: Any, num_classes: int, in_channels: int) -> SupernetModule:
         """The module of a run config's ``space`` and ``search`` (resolved to plain mappings);
-        the run's ``seed`` seeds the strategy's own draws (single paths)."""
+        the run's ``seed`` seeds the strategy's own draws (single paths). A
+        ``space.supernet.backend`` of ``auto`` is made concrete for ``trainer.accelerator``, so
+        the checkpoint names the backend the search ran with."""
         from omegaconf import OmegaConf
 
+        space = OmegaConf.to_container(cfg.space, resolve=True)
+        supernet = space.get("supernet") or {}
+        accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+        cuda = accelerator in ("gpu", "cuda") or (
+            accelerator == "auto" and torch.cuda.is_available()
+        )
+        try:
+            backend = resolve_backend(str(supernet.get("backend", "auto")), cuda)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        space["supernet"] = {**supernet, "backend": backend}
         return cls(
-            space=OmegaConf.to_container(cfg.space, resolve=True),
+            space=space,
             search={**OmegaConf.to_container(cfg.search, resolve=True), "seed": cfg.seed},
             num_classes=num_classes,
             in_channels=in_channels,

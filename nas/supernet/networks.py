@@ -7,10 +7,19 @@ read once per forward (one host transfer per cell kind), so ops with zero weight
 Execution options shared by every space (``space.supernet`` config keys), none of which
 changes the function computed:
 
-* ``lean`` (default True): ops run through their lean forwards (:mod:`nas.supernet.lean_ops`),
-  and the work that a cell's edges do on one state is done once (:mod:`nas.supernet.shared`);
+* ``backend`` (default ``auto``): ``lean`` runs the ops through their lean forwards
+  (:mod:`nas.supernet.lean_ops`) and does the work that a cell's edges do on one state once
+  (:mod:`nas.supernet.shared`): fewer bytes and FLOPs, more and smaller kernels, which wins on
+  a few CPU cores; ``plain`` runs each op's own modules (cuDNN's convolutions, fewest kernel
+  launches), which wins on a GPU; ``auto`` picks ``plain`` where the run trains on CUDA and
+  ``lean`` elsewhere (:func:`resolve_backend`);
 * ``channels_last`` (default True): parameters and activations in the channels-last layout;
-* ``compile`` (default False): the network is wrapped by ``torch.compile`` (slow to compile).
+* ``compile`` (default False): the network is wrapped by ``torch.compile``: ``true`` (its
+  default mode), a mode name (``reduce-overhead``: Inductor's kernels replayed as CUDA graphs)
+  or ``cudagraphs`` (torch's ``cudagraphs`` backend: the traced forward and backward replayed
+  as CUDA graphs, no code generation, so it compiles in seconds). CUDA graphs remove the
+  kernel-launch overhead that bounds a supernet step on a GPU; a new set of active ops (a new
+  single path) is a new graph, so they pay for strategies whose active ops stay the same.
 
 ``partial_channels`` (default 1) does change it: every edge runs its ops on ``1/k`` of its
 channels (PC-DARTS, :mod:`nas.supernet.partial`).
@@ -42,11 +51,20 @@ class Supernet(nn.Module):
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.channels_last = channels_last
 
-    def forward(self, x: torch.Tensor, weights: OpWeights) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        weights: OpWeights,
+        active: Mapping[str, list[list[bool]]] | None = None,
+    ) -> torch.Tensor:
+        """``active``: ``weights != 0`` per cell kind as host booleans, when the caller knows
+        it (dense softmax weights: all true); ``None`` reads it from ``weights``, which waits
+        for the device (and cannot happen inside a CUDA-graph capture)."""
         self.space.check_weights(weights)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        active = {k: (w != 0).cpu().tolist() for k, w in weights.items()}
+        if active is None:
+            active = {k: (w != 0).cpu().tolist() for k, w in weights.items()}
         if len(weights) == 1:  # one cell kind: the network takes per-edge args directly
             (kind,) = weights
             return self.net(x, weights[kind], active[kind])
@@ -103,13 +121,34 @@ def _nb201(space: NB201Space, num_classes: int, in_channels: int, **kw: object) 
     return execution.wrap(space, net, shared)
 
 
+#: the ``space.supernet.backend`` values
+BACKENDS = ("auto", "lean", "plain")
+#: the ``space.supernet.compile`` values besides ``false`` and ``true``
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDAGRAPHS = "cudagraphs"
+
+
+def resolve_backend(backend: str, cuda: bool | None = None) -> str:
+    """``backend`` with ``auto`` made concrete: ``plain`` when the network trains on CUDA
+    (``cuda``; ``None``: whether CUDA is available), ``lean`` otherwise."""
+    if backend not in BACKENDS:
+        raise ValueError(f"space.supernet.backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    return "plain" if (torch.cuda.is_available() if cuda is None else cuda) else "lean"
+
+
 @dataclass(frozen=True)
 class _Execution:
     """How a supernet runs (see the module docstring); never what it computes."""
 
-    lean: bool
+    backend: str
     channels_last: bool
-    compile: bool
+    compile: bool | str
+
+    @property
+    def lean(self) -> bool:
+        return self.backend == "lean"
 
     def shared(self) -> SharedWork | None:
         """The memo of a lean supernet's shared work (None: nothing shared)."""
@@ -120,8 +159,12 @@ class _Execution:
         if shared is not None:
             shared.scope(net.cells)
         supernet = Supernet(space, net, channels_last=self.channels_last)
-        if self.compile:
+        if self.compile == CUDAGRAPHS:
+            supernet.net.compile(backend=CUDAGRAPHS)
+        elif self.compile is True:
             supernet.net.compile()
+        elif self.compile:
+            supernet.net.compile(mode=self.compile)
         return supernet
 
 
@@ -131,10 +174,16 @@ def _bn_options(kw: dict[str, object]) -> tuple[bool, bool]:
 
 
 def _execution_options(kw: dict[str, object]) -> _Execution:
+    compile_ = kw.pop("compile", False)
+    if not isinstance(compile_, bool) and compile_ not in (*COMPILE_MODES, CUDAGRAPHS):
+        raise ValueError(
+            f"space.supernet.compile must be true, false, {CUDAGRAPHS!r} or a torch.compile mode "
+            f"{COMPILE_MODES}, got {compile_!r}"
+        )
     return _Execution(
-        lean=bool(kw.pop("lean", True)),
+        backend=resolve_backend(str(kw.pop("backend", "auto"))),
         channels_last=bool(kw.pop("channels_last", True)),
-        compile=bool(kw.pop("compile", False)),
+        compile=compile_,
     )
 
 

@@ -1,0 +1,122 @@
+"""What a user waits for: whole search epochs through Lightning, data included.
+
+Composes ``python train.py <overrides>`` (default ``+experiment=cifar10_fast``), builds the
+search's datamodule, ``SupernetModule`` and Trainer as the ``search`` stage does, and trains
+``--epochs`` epochs (validation and checkpoints included), timing each one. The first epoch
+carries the one-time costs (cuDNN's autotuning, compilation, CUDA-graph capture); the last
+is the steady state. The projection of the configured search (``search.epochs``) is the set-up
+(data read onto the device, the module built) plus the first epoch plus the remaining epochs
+at the steady state's time.
+
+img/s counts the training images one epoch pushes through forward and backward: both halves'
+batches of a bi-level step (``2 * batch * steps``).
+
+    python scripts/bench_epoch.py --override trainer=gpu --out outputs/bench/epoch.json
+
+``--out`` writes JSON: ``overrides``, ``device``, ``batch_size``, ``steps_per_epoch``,
+``epoch_s`` (each epoch's seconds), ``img_per_s`` (of the last epoch), ``setup_s``,
+``search_epochs`` and ``projected_search_min``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+
+from nas.config import register_configs
+from nas.data import SearchDataModule
+from nas.search import SupernetModule, build_trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ["+experiment=cifar10_fast"]
+
+
+class EpochClock(pl.Callback):
+    """The wall time at each training epoch's start and at the end of fit, the device
+    synchronised first so that queued work counts where it ran."""
+
+    def __init__(self) -> None:
+        self.marks: list[float] = []
+
+    def _mark(self, module: pl.LightningModule) -> None:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)
+        self.marks.append(time.perf_counter())
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._mark(module)
+
+    def on_fit_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._mark(module)
+
+
+def run(overrides: list[str], epochs: int) -> dict[str, object]:
+    """Train ``epochs`` epochs of the composed search; its timings."""
+    start = time.perf_counter()
+    register_configs()
+    clock = EpochClock()
+    with tempfile.TemporaryDirectory() as tmp:
+        with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+            extra = ["logger=none", f"paths.output_dir={tmp}"]
+            cfg = compose("train", overrides=[*overrides, *extra])
+        pl.seed_everything(cfg.seed, workers=True)
+        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+        dm = SearchDataModule(cfg.dataset, seed=cfg.seed)
+        dm.setup()
+        module = SupernetModule.from_config(cfg, dm.num_classes, dm.in_channels)
+        trainer = build_trainer(cfg, Path(tmp), [clock], max_epochs=epochs)
+        trainer.fit(module, datamodule=dm)
+    marks = clock.marks
+    epoch_s = [b - a for a, b in itertools.pairwise(marks)]
+    steps = trainer.num_training_batches
+    batch = int(cfg.dataset.batch_size)
+    total = int(cfg.search.epochs)
+    setup_s = marks[0] - start
+    projected = setup_s + epoch_s[0] + (total - 1) * epoch_s[-1]
+    return {
+        "overrides": overrides,
+        "device": torch.cuda.get_device_name() if module.device.type == "cuda" else "cpu",
+        "batch_size": batch,
+        "steps_per_epoch": steps,
+        "epoch_s": epoch_s,
+        "img_per_s": 2 * batch * steps / epoch_s[-1],
+        "setup_s": setup_s,
+        "search_epochs": total,
+        "projected_search_min": projected / 60,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--override", action="append", default=[], help="a Hydra override (repeatable)")
+    p.add_argument("--no-default", action="store_true", help=f"do not prepend {DEFAULT}")
+    p.add_argument("--epochs", type=int, default=2, help="epochs timed (>= 2: one warm)")
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    if args.epochs < 2:
+        p.error(f"--epochs must be >= 2 (the first carries one-time costs), got {args.epochs}")
+    overrides = (DEFAULT if not args.no_default else []) + args.override
+    r = run(overrides, args.epochs)
+    print(f"\nsearch epochs of: {' '.join(overrides)} ({r['device']})")
+    print("| epoch | seconds | img/s |\n|---|---:|---:|")
+    for i, s in enumerate(r["epoch_s"]):
+        print(f"| {i} | {s:.1f} | {2 * r['batch_size'] * r['steps_per_epoch'] / s:.0f} |")
+    print(
+        f"set-up {r['setup_s']:.1f} s; {r['steps_per_epoch']} steps of 2x{r['batch_size']} images; "
+        f"{r['search_epochs']} epochs projected: {r['projected_search_min']:.1f} min"
+    )
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(r, indent=2))
+
+
+if __name__ == "__main__":
+    main()
