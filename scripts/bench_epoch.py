@@ -5,24 +5,25 @@ search's datamodule, ``SupernetModule`` and Trainer as the ``search`` stage does
 ``--epochs`` epochs (validation and checkpoints included), timing each one. The first epoch
 carries the one-time costs (cuDNN's autotuning, compilation, CUDA-graph capture); the last
 is the steady state. The projection of the configured search (``search.epochs``) is the set-up
-(data read onto the device, the module built) plus the first epoch plus the remaining epochs
-at the steady state's time.
+(data read onto the device, the module built) plus the first epoch's one-time costs (its
+time over the steady epoch's) plus every epoch at the steady epoch's time. With ``trainer.limit_train_batches`` (a short check of a slow
+configuration) the epochs timed are cut short and the projection scales the steady epoch up
+to the full one (its training steps: the shorter half's batches).
 
 img/s counts the training images one epoch pushes through forward and backward: both halves'
 batches of a bi-level step (``2 * batch * steps``).
 
     python scripts/bench_epoch.py --override trainer=gpu --out outputs/bench/epoch.json
 
-``--out`` writes JSON: ``overrides``, ``device``, ``batch_size``, ``steps_per_epoch``,
-``epoch_s`` (each epoch's seconds), ``img_per_s`` (of the last epoch), ``setup_s``,
-``search_epochs`` and ``projected_search_min``.
+``--out`` writes JSON: ``overrides``, ``device``, ``batch_size``, ``steps_per_epoch`` (timed),
+``full_steps_per_epoch``, ``epoch_s`` (each epoch's seconds), ``img_per_s`` (of the last
+epoch), ``setup_s``, ``search_epochs`` and ``projected_search_min``.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from hydra import compose, initialize_config_dir
 
 from nas.config import register_configs
 from nas.data import SearchDataModule
+from nas.io import write_json_atomic
 from nas.search import SupernetModule, build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,15 +79,18 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
     marks = clock.marks
     epoch_s = [b - a for a, b in itertools.pairwise(marks)]
     steps = trainer.num_training_batches
+    full = min(len(loader) for loader in dm.train_dataloader().iterables.values())
     batch = int(cfg.dataset.batch_size)
     total = int(cfg.search.epochs)
     setup_s = marks[0] - start
-    projected = setup_s + epoch_s[0] + (total - 1) * epoch_s[-1]
+    once = max(epoch_s[0] - epoch_s[-1], 0.0)  # the first epoch's one-time costs
+    projected = setup_s + once + total * epoch_s[-1] * full / steps
     return {
         "overrides": overrides,
         "device": torch.cuda.get_device_name() if module.device.type == "cuda" else "cpu",
         "batch_size": batch,
         "steps_per_epoch": steps,
+        "full_steps_per_epoch": full,
         "epoch_s": epoch_s,
         "img_per_s": 2 * batch * steps / epoch_s[-1],
         "setup_s": setup_s,
@@ -110,12 +115,13 @@ def main() -> None:
     for i, s in enumerate(r["epoch_s"]):
         print(f"| {i} | {s:.1f} | {2 * r['batch_size'] * r['steps_per_epoch'] / s:.0f} |")
     print(
-        f"set-up {r['setup_s']:.1f} s; {r['steps_per_epoch']} steps of 2x{r['batch_size']} images; "
+        f"set-up {r['setup_s']:.1f} s; {r['steps_per_epoch']} steps (of "
+        f"{r['full_steps_per_epoch']}) of 2x{r['batch_size']} images; "
         f"{r['search_epochs']} epochs projected: {r['projected_search_min']:.1f} min"
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(r, indent=2))
+        write_json_atomic(args.out, r)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, in one go on a lent H100/H200 (figures in the README, "On a
-# GPU"); each step has its own time limit, so one that fails or hangs costs only its share:
+# GPU"); each step has its own time limit, so one that fails or hangs costs only its share,
+# and the whole fits the device's 10-minute command limit (the H200 needed 15-30 s per fresh
+# process; ``bench_supernet`` starts one per variant):
 #  1. the DARTS supernet's bi-level step at the paper's batch: ours (plain cuDNN ops, bf16, the
 #     whole step as one CUDA graph) against the paper's network in fp32 and in bf16, same GPU,
-#     same run; then batch 256 and 512, and ours without graphs (plain and lean backends);
-#  2. whole search epochs of +experiment=cifar10_fast through Lightning (batches on the GPU,
-#     batch 256) on CIFAR-sized synthetic images (50,000 of 32x32: the machine has no
-#     network), and the projection of the 50-epoch search;
+#     same run; then batch 256 and 512, and ours without graphs;
+#  2. search epochs of +experiment=cifar10_fast through Lightning (batches on the GPU, batch
+#     256; 20 steps each) on CIFAR-sized synthetic images (50,000 of 32x32: the machine has
+#     no network), and the projection of the 50-epoch search;
 #  3. torch.compile's cudagraphs backend: its compile time and step;
 #  4. the CUDA tests (every proxy and evaluator against the CPU, both backends under bf16).
 # Results go to $OUT. Python packages the GPU machine lacks travel as wheels in .whl/
@@ -33,22 +35,23 @@ step() { # step <seconds> <title> <command...>: run it under a time limit, log i
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$LOG"
 $PY -c "import torch; print('torch', torch.__version__, torch.version.cuda)" | tee -a "$LOG"
 SUPERNET="$PY scripts/bench_supernet.py --device cuda --precision bf16 --kinds bilevel --warmup 3 --steps 10"
-step 120 "bi-level step, batch 64, whole step as one CUDA graph, against the references" \
+# each variant runs in a fresh process: about 15-30 s each with start-up
+step 150 "bi-level step, batch 64, whole step as one CUDA graph, against the references" \
   $SUPERNET --batch 64 --graph --out "$OUT/supernet_b64_graph.json"
-step 60 "bi-level step, batch 256 and 512, one CUDA graph" bash -c "\
+step 80 "bi-level step, batch 256 and 512, one CUDA graph" bash -c "\
   $SUPERNET --batch 256 --graph --no-references --out $OUT/supernet_b256_graph.json && \
   $SUPERNET --batch 512 --graph --no-references --out $OUT/supernet_b512_graph.json"
-step 90 "bi-level step, batch 64 and 256, plain and lean, eager" bash -c "\
+step 90 "bi-level step, batch 64 and 256, plain backend, eager" bash -c "\
   $SUPERNET --batch 64 --backend plain --no-references && \
-  $SUPERNET --batch 64 --backend lean --no-references && \
   $SUPERNET --batch 256 --backend plain --no-references --out $OUT/supernet_b256_eager.json"
 SYNTHETIC=(--override dataset=synthetic --override dataset.n_train=50000
   --override dataset.n_test=1000 --override dataset.image_size=32
   --override dataset.num_classes=10 --override dataset.augment=true
-  --override trainer.enable_progress_bar=false)
-step 180 "search epochs, +experiment=cifar10_fast (Lightning, batches on the GPU)" \
+  --override trainer.enable_progress_bar=false
+  --override trainer.limit_train_batches=20 --override trainer.limit_val_batches=4)
+step 120 "search epochs, +experiment=cifar10_fast (Lightning, batches on the GPU; 20 steps each)" \
   $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --epochs 2 --out "$OUT/epoch_fast.json"
-step 150 "bi-level step, batch 64, torch.compile cudagraphs backend (compile time)" \
+step 120 "bi-level step, batch 64, torch.compile cudagraphs backend (compile time)" \
   $SUPERNET --batch 64 --compile cudagraphs --no-references --warmup 4 --steps 5
-step 90 "CUDA tests" $PY -m pytest tests/test_cuda.py -q -x -p no:cacheprovider
+step 60 "CUDA tests" $PY -m pytest tests/test_cuda.py -q -x -p no:cacheprovider
 rm -f "$OUT/step.log"

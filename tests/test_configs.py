@@ -42,6 +42,7 @@ def test_every_experiment_runs_a_step_with_every_space_and_offline_dataset(exper
                 f"+experiment={experiment}",
                 f"space={space}",
                 f"dataset={dataset}",
+                "trainer=cpu",  # cifar10_fast asks for a GPU; these machines have none
                 "trainer.fast_dev_run=true",
                 "trainer.enable_progress_bar=false",
                 "callbacks.wiring_diagnostics.pictures=false",
@@ -55,6 +56,7 @@ def test_every_experiment_runs_a_step_with_every_space_and_offline_dataset(exper
                 "oneshot.val_batches=1",
                 "scorer.reference=4",  # nb201_cifar10 scores with zero-cost proxies
                 "scorer.images=16",
+                "shortlist.steps=2",  # nb201_cifar10 trains a shortlist
                 f"paths.output_dir={out}",
                 *extra,
             )
