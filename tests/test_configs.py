@@ -43,6 +43,7 @@ def test_every_experiment_runs_a_step_with_every_space_and_offline_dataset(exper
                 f"space={space}",
                 f"dataset={dataset}",
                 "trainer=cpu",  # cifar10_fast asks for a GPU; these machines have none
+                "dataset.batch_size=16",  # cifar10_fast's 256 exceeds the offline sets' halves
                 "trainer.fast_dev_run=true",
                 "trainer.enable_progress_bar=false",
                 "callbacks.wiring_diagnostics.pictures=false",
@@ -69,11 +70,12 @@ def test_every_experiment_runs_a_step_with_every_space_and_offline_dataset(exper
 def test_each_space_reads_its_size_from_the_scale(tmp_path):
     darts = compose_cfg("scale=small", "space=darts")
     nb201 = compose_cfg("scale=small", "space=nb201")
+    execution = {"backend": "auto", "compile": False}  # how it runs, not its size
     assert OmegaConf.to_container(darts.space.supernet, resolve=True) == dict(
-        darts.scale.darts.supernet
+        darts.scale.darts.supernet, **execution
     )
     assert OmegaConf.to_container(nb201.space.supernet, resolve=True) == dict(
-        nb201.scale.nb201.supernet
+        nb201.scale.nb201.supernet, **execution
     )
     # a size key given on the command line wins over the scale
     assert compose_cfg("space.supernet.c=5").space.supernet.c == 5
