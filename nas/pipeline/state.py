@@ -36,6 +36,7 @@ from nas.pipeline.records import StageRecords, digest, settings
 from nas.predictor.encoding import Features
 from nas.search import SupernetModule, build_space
 from nas.search.checkpoints import module_from_checkpoint
+from nas.search.trainer import trains_on_cuda
 from nas.spaces import Arch
 from nas.split.restriction import Restriction
 from nas.split.routed import RoutedEvaluator, route
@@ -64,11 +65,7 @@ class Run:
 
     @cached_property
     def device(self) -> torch.device:
-        accelerator = str(self.cfg.trainer.accelerator)
-        cuda = accelerator in ("gpu", "cuda") or (
-            accelerator == "auto" and torch.cuda.is_available()
-        )
-        return torch.device("cuda" if cuda else "cpu")
+        return torch.device("cuda" if trains_on_cuda(self.cfg) else "cpu")
 
     @cached_property
     def datamodule(self) -> SearchDataModule:

@@ -24,6 +24,7 @@ from nas.errors import ConfigError, ensure_finite, ensure_finite_state
 from nas.schedules import cosine_lr
 from nas.search.parts import build_search_supernet, build_space
 from nas.search.strategies import build_strategy
+from nas.search.trainer import trains_on_cuda
 from nas.supernet import resolve_backend
 
 #: what a search's numerics errors suggest
@@ -77,12 +78,8 @@ class SupernetModule(pl.LightningModule):
 
         space = OmegaConf.to_container(cfg.space, resolve=True)
         supernet = space.get("supernet") or {}
-        accelerator = str(cfg.trainer.get("accelerator", "cpu"))
-        cuda = accelerator in ("gpu", "cuda") or (
-            accelerator == "auto" and torch.cuda.is_available()
-        )
         try:
-            backend = resolve_backend(str(supernet.get("backend", "auto")), cuda)
+            backend = resolve_backend(str(supernet.get("backend", "auto")), trains_on_cuda(cfg))
         except ValueError as err:
             raise ConfigError(str(err)) from None
         space["supernet"] = {**supernet, "backend": backend}

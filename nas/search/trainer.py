@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, WandbLogger
@@ -21,7 +22,21 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 from nas.files import CHECKPOINT_DIR
 from nas.search.checkpoints import AtomicCheckpointIO, RandomState
 
-__all__ = ["CHECKPOINT_DIR", "build_callbacks", "build_loggers", "build_trainer", "wandb_logger"]
+__all__ = [
+    "CHECKPOINT_DIR",
+    "build_callbacks",
+    "build_loggers",
+    "build_trainer",
+    "trains_on_cuda",
+    "wandb_logger",
+]
+
+
+def trains_on_cuda(cfg: Any) -> bool:
+    """Whether the configured Trainer trains on CUDA: ``trainer.accelerator`` is ``gpu`` or
+    ``cuda``, or ``auto`` on a machine with a CUDA device."""
+    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
 def wandb_mode(configured: str | None) -> str:
