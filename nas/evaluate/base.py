@@ -6,7 +6,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import torch
+from torch import nn
+
 from nas.spaces import Arch, SearchSpace
+
+
+def seeded_subnet(
+    space: SearchSpace, arch: Arch, num_classes: int, in_channels: int, seed: int
+) -> nn.Module:
+    """``arch``'s standalone network (on the CPU) initialised from ``seed`` alone: drawn from
+    the CPU generator whatever the default device, so every device starts from the same
+    weights; the global random state is restored afterwards."""
+    with torch.random.fork_rng(devices=[]), torch.device("cpu"):
+        torch.default_generator.manual_seed(seed)
+        return space.build_subnet(arch, num_classes, in_channels)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from nas.evaluate.base import Cost, Score
+from nas.evaluate.base import Cost, Score, seeded_subnet
 from nas.evaluate.proxies import compute_proxy, get_proxy
 from nas.spaces import Arch, SearchSpace
 
@@ -56,11 +56,7 @@ class ProxyEvaluator:
 
     def raw(self, arch: Arch) -> torch.Tensor:
         """The proxy's own output for ``arch``: a 0-d tensor, or ``[layers]`` for a vector proxy."""
-        # drawn on the CPU whatever the default device, so every device scores the same
-        # weights; only the CPU generator is reseeded, and restored afterwards
-        with torch.random.fork_rng(devices=[]), torch.device("cpu"):
-            torch.default_generator.manual_seed(self.seed)
-            net = self.space.build_subnet(arch, self.num_classes, self.inputs.shape[1])
+        net = seeded_subnet(self.space, arch, self.num_classes, self.inputs.shape[1], self.seed)
         net = net.to(self.inputs.device)
         return compute_proxy(
             self.spec.name,

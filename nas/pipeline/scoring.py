@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import random
 
-import torch
 from omegaconf import OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from nas.errors import ConfigError, NasError
-from nas.evaluate.base import Evaluator
+from nas.evaluate.base import Evaluator, seeded_subnet
 from nas.evaluate.brief import brief_training
 from nas.evolution import (
     RefineConfig,
@@ -170,9 +169,7 @@ def shortlist(run: Run) -> None:
     for i, entry in enumerate(candidates, 1):
         key = run.space.to_str(entry.arch)
         if key not in done:
-            with torch.random.fork_rng(devices=[]), torch.device("cpu"):
-                torch.default_generator.manual_seed(run.cfg.seed)
-                net = run.space.build_subnet(entry.arch, dm.num_classes, dm.in_channels)
+            net = seeded_subnet(run.space, entry.arch, dm.num_classes, dm.in_channels, run.cfg.seed)
             r = brief_training(net.to(device), train, val, cfg.steps, cfg.lr, cfg.weight_decay)
             done[key] = {
                 "arch": key,
