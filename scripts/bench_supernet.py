@@ -136,8 +136,11 @@ class Trainer:
         self.graph = torch.cuda.CUDAGraph() if graph else None
         self.captured: list[torch.Tensor] | None = None
         # softmax weights are never exactly zero: every op runs, no host read of the weights
-        ops = len(DartsSpace.op_names)
-        self.active = {k: [[True] * ops] * 14 for k in self.alphas} if graph else None
+        self.active = (
+            {k: torch.ones_like(a, dtype=torch.bool).tolist() for k, a in self.alphas.items()}
+            if graph
+            else None
+        )
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, detach: bool) -> torch.Tensor:
         w = {k: a.softmax(-1) for k, a in self.alphas.items()}

@@ -138,7 +138,7 @@ class SearchDataModule(pl.LightningDataModule):
             workers = int(self.cfg.num_workers)
             self.device_sets[split] = materialise(self.fixed_sets[split], device, workers)
         cfg = self.cfg
-        padding = int(cfg.crop_padding) if cfg.augment and shuffle else 0
+        padding = int(cfg.crop_padding) if cfg.augment else 0  # DeviceLoader: shuffled only
         fill = [-m / s for m, s in zip(cfg.mean, cfg.std, strict=True)]  # black, normalised
         if padding and len(fill) != self.in_channels:
             raise ConfigError(
