@@ -469,6 +469,11 @@ def check_config(cfg: Any) -> None:
     _check_scorer(cfg.scorer, cfg.predictor.features)
     if "retrain" in cfg.stages and not 0 <= cfg.retrain.val_portion < 1:
         raise ConfigError(f"retrain.val_portion={cfg.retrain.val_portion} must be in [0, 1)")
+    if cfg.shortlist.lr <= 0 or cfg.shortlist.weight_decay < 0:
+        raise ConfigError(
+            f"shortlist.lr={cfg.shortlist.lr} must be > 0 and shortlist.weight_decay="
+            f"{cfg.shortlist.weight_decay} >= 0"
+        )
     if not 0 < cfg.predictor.decay <= 1:
         raise ConfigError(f"predictor.decay={cfg.predictor.decay} must be in (0, 1]")
     if cfg.search.tau_max < cfg.search.tau_min:

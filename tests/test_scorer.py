@@ -188,6 +188,9 @@ def test_predictor_features_are_standardised_components_kept_with_the_predictor(
         (["scorer.reference=1"], r"scorer\.reference=1 is invalid"),
         (["predictor.features=[oneshot]"], "unknown predictor.features entry 'oneshot'"),
         (["predictor.features=[params,params]"], "distinct"),
+        (["shortlist.lr=0"], r"shortlist\.lr=0\.0 must be > 0"),
+        (["shortlist.weight_decay=-1"], r"shortlist\.weight_decay=-1\.0 >= 0"),
+        (["shortlist.steps=0"], r"shortlist\.steps=0 is invalid"),
     ],
 )
 def test_bad_scorer_settings_fail_at_start_up_naming_the_key(tiny_cfg, overrides, message):
