@@ -99,6 +99,7 @@ class SearchConfig(WeightOptimConfig):
     kl_weight: float = 1e-3  # drnas KL(Dirichlet || uniform prior) weight
     sampler: str = "uniform"  # single-path strategies (spos): uniform | fair | sandwich
     sandwich_random: int = 2  # sandwich: random paths per step besides the largest/smallest
+    cuda_graph: bool = False  # CUDA: each step's forwards and backwards replayed as CUDA graphs
 
 
 def _trainer_schema() -> type:

@@ -8,11 +8,15 @@
 #     same run; then batch 256 and 512, and ours without graphs;
 #  2. search epochs of +experiment=cifar10_fast through Lightning (batches on the GPU, batch
 #     256; 20 steps each) on CIFAR-sized synthetic images (50,000 of 32x32: the machine has
-#     no network), and the projection of the 50-epoch search;
+#     no network), with the steps as CUDA graphs (search.cuda_graph) and eager, and the
+#     projection of the 50-epoch search;
 #  3. torch.compile's cudagraphs backend: its compile time and step;
-#  4. the CUDA tests (every proxy and evaluator against the CPU, both backends under bf16).
-# Results go to $OUT. Python packages the GPU machine lacks travel as wheels in .whl/
-# (hydra-core, omegaconf, antlr4-python3-runtime, torchdata; see the device notes).
+#  4. the CUDA tests (every proxy and evaluator against the CPU, both backends under bf16,
+#     the search with CUDA graphs against the eager one).
+# STEPS (default: all) picks some: supernet, supernet_more, supernet_eager, epoch_graph,
+# epoch_eager, compile, tests. Results go to $OUT. Python packages the GPU machine lacks
+# travel as wheels in .whl/ (hydra-core, omegaconf, antlr4-python3-runtime, torchdata; see
+# the device notes).
 set -uo pipefail
 OUT=${OUT:-outputs/gpu}
 mkdir -p "$OUT"
@@ -23,25 +27,27 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 LOG="$OUT/gpu.log"
-step() { # step <seconds> <title> <command...>: run it under a time limit, log its tail
-  local limit=$1 title=$2 start=$(date +%s)
-  shift 2
+STEPS=${STEPS:-supernet supernet_more supernet_eager epoch_graph epoch_eager compile tests}
+step() { # step <name> <seconds> <title> <command...>: run it under a time limit, log its tail
+  local name=$1 limit=$2 title=$3 start=$(date +%s)
+  shift 3
+  [[ " $STEPS " == *" $name "* ]] || return 0
   echo "== $title" | tee -a "$LOG"
-  timeout "$limit" "$@" >"$OUT/step.log" 2>&1
+  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
   local rc=$?
-  tail -12 "$OUT/step.log" | tee -a "$LOG"
+  tail -12 "$OUT/$name.log" | tee -a "$LOG"
   echo "== $title: rc $rc in $(($(date +%s) - start)) s" | tee -a "$LOG"
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$LOG"
 $PY -c "import torch; print('torch', torch.__version__, torch.version.cuda)" | tee -a "$LOG"
 SUPERNET="$PY scripts/bench_supernet.py --device cuda --precision bf16 --kinds bilevel --warmup 3 --steps 10"
 # each variant runs in a fresh process: about 15-30 s each with start-up
-step 150 "bi-level step, batch 64, whole step as one CUDA graph, against the references" \
+step supernet 150 "bi-level step, batch 64, whole step as one CUDA graph, against the references" \
   $SUPERNET --batch 64 --graph --out "$OUT/supernet_b64_graph.json"
-step 80 "bi-level step, batch 256 and 512, one CUDA graph" bash -c "\
+step supernet_more 80 "bi-level step, batch 256 and 512, one CUDA graph" bash -c "\
   $SUPERNET --batch 256 --graph --no-references --out $OUT/supernet_b256_graph.json && \
   $SUPERNET --batch 512 --graph --no-references --out $OUT/supernet_b512_graph.json"
-step 90 "bi-level step, batch 64 and 256, plain backend, eager" bash -c "\
+step supernet_eager 90 "bi-level step, batch 64 and 256, plain backend, eager" bash -c "\
   $SUPERNET --batch 64 --backend plain --no-references && \
   $SUPERNET --batch 256 --backend plain --no-references --out $OUT/supernet_b256_eager.json"
 SYNTHETIC=(--override dataset=synthetic --override dataset.n_train=50000
@@ -49,9 +55,12 @@ SYNTHETIC=(--override dataset=synthetic --override dataset.n_train=50000
   --override dataset.num_classes=10 --override dataset.augment=true
   --override trainer.enable_progress_bar=false
   --override trainer.limit_train_batches=20 --override trainer.limit_val_batches=4)
-step 120 "search epochs, +experiment=cifar10_fast (Lightning, batches on the GPU; 20 steps each)" \
-  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --epochs 2 --out "$OUT/epoch_fast.json"
-step 120 "bi-level step, batch 64, torch.compile cudagraphs backend (compile time)" \
+step epoch_graph 150 "search epochs, +experiment=cifar10_fast, steps as CUDA graphs (20 steps each)" \
+  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=true --epochs 2 \
+  --out "$OUT/epoch_fast_graph.json"
+step epoch_eager 120 "search epochs, +experiment=cifar10_fast, eager steps (20 steps each)" \
+  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=false --epochs 2 \
+  --out "$OUT/epoch_fast_eager.json"
+step compile 120 "bi-level step, batch 64, torch.compile cudagraphs backend (compile time)" \
   $SUPERNET --batch 64 --compile cudagraphs --no-references --warmup 4 --steps 5
-step 60 "CUDA tests" $PY -m pytest tests/test_cuda.py -q -x -p no:cacheprovider
-rm -f "$OUT/step.log"
+step tests 150 "CUDA tests" $PY -m pytest tests/test_cuda.py -q -p no:cacheprovider

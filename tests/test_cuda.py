@@ -142,3 +142,38 @@ def test_supernet_forward_backward_on_cuda_under_bf16_autocast(space_name, lean)
     ]
     assert all(g is not None and g.device.type == "cuda" and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_search_with_cuda_graphs_trains_as_the_eager_search(tmp_path, precision):
+    """Two epochs of 8 bi-level steps (3 eager warm-up steps, then graphs, captured again in
+    the second epoch for its β-decay weight): the same alphas, weights and step count."""
+    from nas.search import build_trainer
+    from tests.conftest import compose_cfg, search_module, tiny
+
+    torch.backends.cudnn.deterministic = True
+    results = []
+    for graph in ("false", "true"):
+        cfg = compose_cfg(
+            *tiny(f"paths.output_dir={tmp_path / graph}", "trainer=gpu"),
+            f"trainer.precision={precision}",
+            "trainer.deterministic=false",
+            f"search.cuda_graph={graph}",
+            "search.epochs=2",
+            "search.beta_weight=0.5",
+            "dataset.n_train=256",
+        )
+        dm, module = search_module(cfg)
+        trainer = build_trainer(cfg, tmp_path / graph)
+        trainer.fit(module, datamodule=dm)
+        assert (module._graphs is not None) == (graph == "true")
+        if graph == "true":
+            assert module._graphs.captured("arch") and module._graphs.captured("weights")
+        results.append((trainer.global_step, module.strategy, module.supernet))
+    (steps, eager_alphas, eager_net), (graph_steps, alphas, net) = results
+    assert graph_steps == steps == 2 * 2 * 8  # two optimisers, two epochs, 8 steps
+    tol = {"rtol": 1e-4, "atol": 1e-5} if precision == "32-true" else {"rtol": 2e-2, "atol": 2e-3}
+    for (name, p), q in zip(alphas.named_parameters(), eager_alphas.parameters(), strict=True):
+        torch.testing.assert_close(p, q, msg=name, **tol)
+    for (name, p), q in zip(net.state_dict().items(), eager_net.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, msg=name, **tol)

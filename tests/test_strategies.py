@@ -14,6 +14,7 @@ from nas.files import SUPERNET_FILE
 from nas.io import read_json
 from nas.pipeline import run
 from nas.search import DERIVED_FILE, SupernetModule, available_strategies, build_strategy
+from nas.search.module import GRAPH_SAFE
 from nas.search.checkpoints import read_checkpoint
 from nas.search.darts2 import SecondOrderDartsStrategy
 from nas.search.drnas import DrnasStrategy
@@ -41,6 +42,37 @@ def batch(n=8, seed=0):
 
 def test_every_strategy_is_registered():
     assert set(STRATEGIES) <= set(available_strategies())
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_cuda_graph_names_exactly_the_graph_safe_strategies(name):
+    cfg = compose_cfg(f"search={name}", "search.cuda_graph=true")
+    strategy = build_strategy(get_space("nb201"), cfg.search)
+    assert strategy.graph_safe == (name in GRAPH_SAFE)
+    if strategy.graph_safe:  # every op runs, known without reading the weights
+        active = strategy.active_ops()
+        assert {k: len(v) for k, v in active.items()} == {"cell": 6}
+        assert all(all(row) and len(row) == 5 for row in active["cell"])
+        return
+    assert strategy.active_ops() is None
+    with pytest.raises(ConfigError, match=rf"search.cuda_graph=true cannot capture.*{name}"):
+        SupernetModule(
+            space={"name": "nb201", "supernet": {"c": 4, "n_cells": 1}},
+            search={**cfg.search, "seed": 0},
+            num_classes=3,
+            in_channels=3,
+        )
+
+
+def test_cuda_graph_refuses_a_cpu_trainer_and_a_compiled_supernet():
+    with pytest.raises(ConfigError, match=r"search.cuda_graph=true needs .*trainer=gpu"):
+        search_module(compose_cfg("dataset=synthetic", "scale=tiny", "search.cuda_graph=true"))
+    cfg = compose_cfg(
+        "dataset=synthetic", "scale=tiny", "search.cuda_graph=true", "trainer=gpu",
+        "space.supernet.compile=cudagraphs",
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"set space.supernet.compile=false"):
+        search_module(cfg)
 
 
 # -- second-order DARTS -------------------------------------------------------------------
@@ -321,10 +353,10 @@ def test_multi_path_step_sums_gradients_into_one_update(sampler, tiny_cfg, monke
         batches.append(batch["train"])
         return training_step(self, batch, batch_idx)
 
-    def recording_forward(self, x, weights):
+    def recording_forward(self, x, weights, active=None):
         if self.training:
             paths.append(weights)
-        return forward(self, x, weights)
+        return forward(self, x, weights, active)
 
     def recording_before_step(self, optimizer):  # the gradient the update is made of
         params = self.supernet.parameters()

@@ -34,7 +34,9 @@ def digest(obj: Any) -> str:
 
 #: keys that say how a network runs, never what it computes: a run resumed with other values
 #: (a search continued on a GPU) redoes nothing
-EXECUTION_KEYS = frozenset(f"space.supernet.{k}" for k in ("backend", "compile", "channels_last"))
+EXECUTION_KEYS = frozenset(
+    [*(f"space.supernet.{k}" for k in ("backend", "compile", "channels_last")), "search.cuda_graph"]
+)
 
 
 def settings(cfg: Any, keys: Sequence[str]) -> dict[str, Any]:

@@ -58,6 +58,8 @@ def restored(supernet: Supernet) -> Iterator[list[torch.Tensor]]:
 class SecondOrderDartsStrategy(DartsStrategy):
     """DARTS with the unrolled architecture gradient (see the module docstring)."""
 
+    graph_safe = False  # its arch step is a virtual step of the weights and three backwards
+
     def __init__(
         self,
         space: SearchSpace,

@@ -19,6 +19,8 @@ from nas.spaces import SearchSpace
 
 
 class DrnasStrategy(SeededDraws, DartsStrategy):
+    graph_safe = False  # its op weights are drawn from a host generator each step
+
     def __init__(
         self,
         space: SearchSpace,

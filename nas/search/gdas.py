@@ -18,6 +18,8 @@ from nas.spaces import OpWeights, SearchSpace
 
 
 class GdasStrategy(SeededDraws, DartsStrategy):
+    graph_safe = False  # its op weights are one-hot draws from a host generator
+
     def __init__(
         self,
         space: SearchSpace,

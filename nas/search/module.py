@@ -12,7 +12,8 @@ The module builds its space, supernet and strategy from its (saved) hyperparamet
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
@@ -22,6 +23,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from nas.errors import ConfigError, ensure_finite, ensure_finite_state
 from nas.schedules import cosine_lr
+from nas.search.cuda_graphs import GraphedCalls
 from nas.search.parts import build_search_supernet, build_space
 from nas.search.strategies import build_strategy
 from nas.search.trainer import trains_on_cuda
@@ -32,6 +34,9 @@ NUMERICS_FIXES = (
     "a lower search.w_lr or search.arch_lr, trainer.precision=32-true (no fp16/bf16 overflow), "
     "a smaller search.grad_clip"
 )
+
+#: the strategies whose steps ``search.cuda_graph`` captures (``Strategy.graph_safe``)
+GRAPH_SAFE = ("darts", "betadarts", "fairdarts", "pcdarts")
 
 
 class SupernetModule(pl.LightningModule):
@@ -67,6 +72,12 @@ class SupernetModule(pl.LightningModule):
         self.strategy = build_strategy(search_space, search, self.supernet)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self._graphs: GraphedCalls | None = None  # set when training starts on CUDA
+        if search.get("cuda_graph") and not self.strategy.graph_safe:
+            raise ConfigError(
+                f"search.cuda_graph=true cannot capture search.strategy={search['strategy']!r}: "
+                f"its steps differ from step to step (it can: {', '.join(GRAPH_SAFE)})"
+            )
 
     @classmethod
     def from_config(cls, cfg: Any, num_classes: int, in_channels: int) -> SupernetModule:
@@ -83,6 +94,16 @@ class SupernetModule(pl.LightningModule):
         except ValueError as err:
             raise ConfigError(str(err)) from None
         space["supernet"] = {**supernet, "backend": backend}
+        if cfg.search.get("cuda_graph"):
+            if not trains_on_cuda(cfg):
+                raise ConfigError(
+                    "search.cuda_graph=true needs trainer.accelerator on CUDA (trainer=gpu)"
+                )
+            if supernet.get("compile") not in (None, False, "none"):
+                raise ConfigError(
+                    "search.cuda_graph=true captures the step itself: set space.supernet.compile=false "
+                    f"(it is {supernet.get('compile')!r})"
+                )
         return cls(
             space=space,
             search={**OmegaConf.to_container(cfg.search, resolve=True), "seed": cfg.seed},
@@ -126,33 +147,57 @@ class SupernetModule(pl.LightningModule):
         if a_opt is not None and self.current_epoch >= self.search_hparams.get(
             "arch_warmup_epochs", 0
         ):
-            a_opt.zero_grad()
-            arch_loss = self.strategy.arch_backward(
-                self.supernet, (x, y), (xa, ya), self.manual_backward, w_opt.optimizer
-            )
+            self._zero_grad(a_opt)
+            arch_backward = partial(self._arch_backward, w_opt=w_opt.optimizer)
+            (arch_loss,) = self._call("arch", arch_backward, x, y, xa, ya)
             if arch_loss is not None:
                 self._ensure_finite(arch_loss, "the architecture loss")
                 a_opt.step()
                 for alpha in self.strategy.arch_parameters():
                     self._ensure_finite(alpha.detach(), "an architecture parameter")
-                self.log("train/arch_loss", arch_loss.detach(), on_epoch=True, sync_dist=True)
+                self.log("train/arch_loss", arch_loss.clone(), on_epoch=True, sync_dist=True)
 
-        w_opt.zero_grad()
+        self._zero_grad(w_opt)
+        loss, logits = self._call("weights", self._weights_backward, x, y)
+        self._ensure_finite(loss, "the training loss")
+        w_opt.step()  # clipping happens in on_before_optimizer_step, on unscaled gradients
+
+        self.train_acc(logits, y)
+        self.log(
+            "train/loss", loss.clone(), on_step=True, on_epoch=True, prog_bar=True, sync_dist=True
+        )
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss.clone()
+
+    def _arch_backward(
+        self, x: torch.Tensor, y: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor, w_opt: Any
+    ) -> tuple[torch.Tensor | None]:
+        """The strategy's architecture gradient into the alphas' ``.grad``; ``(its loss,)``."""
+        loss = self.strategy.arch_backward(
+            self.supernet, (x, y), (xa, ya), self.manual_backward, w_opt
+        )
+        return (None if loss is None else loss.detach(),)
+
+    def _weights_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The gradient of every training path's loss summed into the weights' ``.grad``;
+        ``(the paths' mean loss, the first path's logits)``."""
         losses, logits = [], None
         for weights in self.strategy.train_paths():
-            path_logits = self.supernet(x, weights)
+            path_logits = self.supernet(x, weights, self.strategy.active_ops())
             loss = F.cross_entropy(path_logits, y)
-            self._ensure_finite(loss, "the training loss")
             self.manual_backward(loss)
             losses.append(loss.detach())
             logits = path_logits.detach() if logits is None else logits
-        w_opt.step()  # clipping happens in on_before_optimizer_step, on unscaled gradients
-        loss = torch.stack(losses).mean()
+        return torch.stack(losses).mean(), logits
 
-        self.train_acc(logits, y)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+    def _call(self, name: str, fn: Callable[..., tuple], *tensors: torch.Tensor) -> tuple:
+        """``fn(*tensors)``, replayed as a CUDA graph under ``search.cuda_graph``."""
+        return fn(*tensors) if self._graphs is None else self._graphs(name, fn, *tensors)
+
+    def _zero_grad(self, optimizer) -> None:
+        """Zero the gradients; under CUDA graphs in place (a captured backward accumulates
+        into the ``.grad`` tensors it saw)."""
+        optimizer.zero_grad(set_to_none=self._graphs is None)
 
     def _ensure_finite(self, value: torch.Tensor, what: str) -> None:
         ensure_finite(value, what, self.current_epoch, self.global_step, NUMERICS_FIXES)
@@ -178,7 +223,7 @@ class SupernetModule(pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        logits = self.supernet(x, self.strategy.eval_weights())
+        logits = self.supernet(x, self.strategy.eval_weights(), self.strategy.active_ops())
         self.val_acc(logits, y)
         self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
@@ -193,12 +238,19 @@ class SupernetModule(pl.LightningModule):
     def on_train_start(self) -> None:
         """The schedules of the current epoch, after Lightning restored a checkpoint: its
         optimizer holds the rate of the epoch count it was written with, and a mid-epoch
-        resume starts no epoch."""
+        resume starts no epoch. Under ``search.cuda_graph``, the graphs' bookkeeping."""
         self.strategy.set_epoch(self.current_epoch, self.search_hparams["epochs"])
         self._set_lr(self.current_epoch)
+        if self.search_hparams.get("cuda_graph"):
+            self._graphs = GraphedCalls()
+            check_graphable(self.device, self.trainer)
 
     def on_train_epoch_start(self) -> None:
+        """The strategy's schedules of the epoch (CUDA graphs baked the last one's in: they
+        are captured again)."""
         self.strategy.set_epoch(self.current_epoch, self.search_hparams["epochs"])
+        if self._graphs is not None:
+            self._graphs.reset()
 
     def on_train_epoch_end(self) -> None:
         w_opt = self._optimizers()[0].optimizer
@@ -207,3 +259,21 @@ class SupernetModule(pl.LightningModule):
             entropy = -(p * p.clamp_min(1e-12).log()).sum(-1).mean()
             self.log(f"arch/{kind}_entropy", entropy, sync_dist=True)
         self._set_lr(self.current_epoch + 1)  # as a scheduler steps: callbacks see it next epoch
+
+
+def check_graphable(device: torch.device, trainer: pl.Trainer) -> None:
+    """Raise :class:`ConfigError` naming the key to change when ``search.cuda_graph`` cannot
+    run on this trainer: CUDA, one process, no fp16 loss scaling."""
+    if device.type != "cuda":
+        raise ConfigError(
+            f"search.cuda_graph=true needs a CUDA device (trainer=gpu), the search runs on {device}"
+        )
+    if trainer.world_size > 1:
+        raise ConfigError(
+            f"search.cuda_graph=true runs in one process; trainer.devices gives {trainer.world_size}"
+        )
+    if str(trainer.precision).startswith("16"):
+        raise ConfigError(
+            f"search.cuda_graph=true needs trainer.precision bf16-mixed or 32-true, not "
+            f"{trainer.precision} (its loss scaling steps outside the graph)"
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +57,13 @@ class Strategy(nn.Module):
     :meth:`arch_backward` (when :meth:`arch_parameters` is not empty and the warm-up is over)
     and :meth:`train_paths` for the weight step.
     """
+
+    #: whether a step can be captured as a CUDA graph (``search.cuda_graph``): the op weights
+    #: are a function of the parameters computed on their device with none exactly zero (so
+    #: :meth:`active_ops` knows every op runs without reading them), and the arch step is
+    #: :meth:`arch_backward`'s one plain backward. Schedules may follow the epoch (graphs are
+    #: captured again each epoch) but not the step.
+    graph_safe: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace) -> None:
         super().__init__()
@@ -103,6 +110,15 @@ class Strategy(nn.Module):
         if not self.derives:
             raise ValueError("a strategy without architecture parameters derives no arch")
         return self.space.derive({k: w.cpu() for k, w in self.derivation_weights().items()})
+
+    def active_ops(self) -> dict[str, list[list[bool]]] | None:
+        """Which ops of each edge run, ``{kind: [edges][ops]}`` host booleans, where the strategy
+        knows it without reading its weights (:attr:`graph_safe`: all of them); ``None``: the
+        supernet reads it from the weights (a device-to-host wait)."""
+        if not self.graph_safe:
+            return None
+        n_ops = len(self.space.op_names)
+        return {k: [[True] * n_ops for _ in range(e)] for k, e in self.space.cell_edges.items()}
 
     def train_paths(self) -> list[OpWeights]:
         """The op weights of this weight step; the gradients of the paths' losses are summed
@@ -154,6 +170,8 @@ class DartsStrategy(Strategy):
     rising linearly from 0 at the first epoch to ``beta_weight`` at the last.
     """
 
+    graph_safe = True
+
     def __init__(
         self, space: SearchSpace, alpha_init_std: float = 1e-3, beta_weight: float = 0.0
     ) -> None:
@@ -176,7 +194,7 @@ class DartsStrategy(Strategy):
         return self.beta_weight * self.progress * beta_decay(self.alphas)
 
     def arch_loss(self, supernet: Supernet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = F.cross_entropy(supernet(x, self.op_weights()), y)
+        loss = F.cross_entropy(supernet(x, self.op_weights(), self.active_ops()), y)
         reg = self.regularizer()
         return loss if reg is None else loss + reg
 
