@@ -6,18 +6,20 @@ search's datamodule, ``SupernetModule`` and Trainer as the ``search`` stage does
 carries the one-time costs (cuDNN's autotuning, compilation, CUDA-graph capture); the last
 is the steady state. The projection of the configured search (``search.epochs``) is the set-up
 (data read onto the device, the module built) plus the first epoch's one-time costs (its
-time over the steady epoch's) plus every epoch at the steady epoch's time. With ``trainer.limit_train_batches`` (a short check of a slow
-configuration) the epochs timed are cut short and the projection scales the steady epoch up
-to the full one (its training steps: the shorter half's batches).
+time over the steady epoch's) plus every epoch at the steady epoch's time. With
+``trainer.limit_train_batches`` / ``limit_val_batches`` (a short check of a slow configuration)
+the epochs timed are cut short and the projection scales the steady epoch's training and
+validation seconds up to the full ones (training steps: the shorter half's batches).
 
-img/s counts the training images one epoch pushes through forward and backward: both halves'
-batches of a bi-level step (``2 * batch * steps``).
+img/s counts the training images one epoch pushes through forward and backward (validation
+left out): both halves' batches of a bi-level step (``2 * batch * steps``).
 
     python scripts/bench_epoch.py --override trainer=gpu --out outputs/bench/epoch.json
 
 ``--out`` writes JSON: ``overrides``, ``device``, ``batch_size``, ``steps_per_epoch`` (timed),
-``full_steps_per_epoch``, ``epoch_s`` (each epoch's seconds), ``img_per_s`` (of the last
-epoch), ``setup_s``, ``search_epochs`` and ``projected_search_min``.
+``full_steps_per_epoch``, ``val_batches`` (timed), ``full_val_batches``, ``epoch_s`` (each
+epoch's seconds), ``val_s`` (their validation's), ``img_per_s`` (of the last epoch's
+training), ``setup_s``, ``search_epochs`` and ``projected_search_min``.
 """
 
 from __future__ import annotations
@@ -42,22 +44,30 @@ DEFAULT = ["+experiment=cifar10_fast"]
 
 
 class EpochClock(pl.Callback):
-    """The wall time at each training epoch's start and at the end of fit, the device
-    synchronised first so that queued work counts where it ran."""
+    """The wall time at each training epoch's start and at the end of fit, and each epoch's
+    validation seconds, the device synchronised first so that queued work counts where it ran."""
 
     def __init__(self) -> None:
         self.marks: list[float] = []
+        self.val_s: list[float] = []
 
-    def _mark(self, module: pl.LightningModule) -> None:
+    def _now(self, module: pl.LightningModule) -> float:
         if module.device.type == "cuda":
             torch.cuda.synchronize(module.device)
-        self.marks.append(time.perf_counter())
+        return time.perf_counter()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self._mark(module)
+        self.marks.append(self._now(module))
+
+    def on_validation_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._val_start = self._now(module)
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.val_s.append(self._now(module) - self._val_start)
 
     def on_fit_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self._mark(module)
+        self.marks.append(self._now(module))
 
 
 def run(overrides: list[str], epochs: int) -> dict[str, object]:
@@ -78,24 +88,31 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
         trainer.fit(module, datamodule=dm)
     marks = clock.marks
     epoch_s = [b - a for a, b in itertools.pairwise(marks)]
-    steps = trainer.num_training_batches
+    val_s = clock.val_s or [0.0] * len(epoch_s)
+    train_s = [e - v for e, v in zip(epoch_s, val_s, strict=True)]
+    steps, val_batches = trainer.num_training_batches, sum(trainer.num_val_batches)
     full = min(len(loader) for loader in dm.train_dataloader().iterables.values())
+    full_val = len(dm.val_dataloader())
     batch = int(cfg.dataset.batch_size)
     total = int(cfg.search.epochs)
     setup_s = marks[0] - start
     once = max(epoch_s[0] - epoch_s[-1], 0.0)  # the first epoch's one-time costs
-    projected = setup_s + once + total * epoch_s[-1] * full / steps
+    steady = train_s[-1] * full / steps + (val_s[-1] * full_val / val_batches if val_batches else 0)
+    device = trainer.strategy.root_device
     return {
         "overrides": overrides,
-        "device": torch.cuda.get_device_name() if module.device.type == "cuda" else "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "batch_size": batch,
         "steps_per_epoch": steps,
         "full_steps_per_epoch": full,
+        "val_batches": val_batches,
+        "full_val_batches": full_val,
         "epoch_s": epoch_s,
-        "img_per_s": 2 * batch * steps / epoch_s[-1],
+        "val_s": val_s,
+        "img_per_s": 2 * batch * steps / train_s[-1],
         "setup_s": setup_s,
         "search_epochs": total,
-        "projected_search_min": projected / 60,
+        "projected_search_min": (setup_s + once + total * steady) / 60,
     }
 
 
@@ -111,12 +128,14 @@ def main() -> None:
     overrides = (DEFAULT if not args.no_default else []) + args.override
     r = run(overrides, args.epochs)
     print(f"\nsearch epochs of: {' '.join(overrides)} ({r['device']})")
-    print("| epoch | seconds | img/s |\n|---|---:|---:|")
-    for i, s in enumerate(r["epoch_s"]):
-        print(f"| {i} | {s:.1f} | {2 * r['batch_size'] * r['steps_per_epoch'] / s:.0f} |")
+    print("| epoch | seconds | of which validation | training img/s |\n|---|---:|---:|---:|")
+    images = 2 * r["batch_size"] * r["steps_per_epoch"]
+    for i, (s, v) in enumerate(zip(r["epoch_s"], r["val_s"], strict=True)):
+        print(f"| {i} | {s:.1f} | {v:.1f} | {images / (s - v):.0f} |")
     print(
         f"set-up {r['setup_s']:.1f} s; {r['steps_per_epoch']} steps (of "
-        f"{r['full_steps_per_epoch']}) of 2x{r['batch_size']} images; "
+        f"{r['full_steps_per_epoch']}) of 2x{r['batch_size']} images, {r['val_batches']} "
+        f"validation batches (of {r['full_val_batches']}); "
         f"{r['search_epochs']} epochs projected: {r['projected_search_min']:.1f} min"
     )
     if args.out:

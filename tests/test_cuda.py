@@ -146,8 +146,9 @@ def test_supernet_forward_backward_on_cuda_under_bf16_autocast(space_name, lean)
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_search_with_cuda_graphs_trains_as_the_eager_search(tmp_path, precision):
-    """Two epochs of 8 bi-level steps (3 eager warm-up steps, then graphs, captured again in
-    the second epoch for its β-decay weight): the same alphas, weights and step count."""
+    """Two epochs of 8 bi-level steps (3 eager warm-up steps, then graphs; a β-decay weight
+    that changes in the second epoch) and of 2 validation batches (the fourth one replayed):
+    the same alphas, weights, step count and validation loss."""
     from nas.search import build_trainer
     from tests.conftest import compose_cfg, search_module, tiny
 
@@ -168,12 +169,14 @@ def test_search_with_cuda_graphs_trains_as_the_eager_search(tmp_path, precision)
         trainer.fit(module, datamodule=dm)
         assert (module._graphs is not None) == (graph == "true")
         if graph == "true":
-            assert module._graphs.captured("arch") and module._graphs.captured("weights")
-        results.append((trainer.global_step, module.strategy, module.supernet))
-    (steps, eager_alphas, eager_net), (graph_steps, alphas, net) = results
+            assert all(map(module._graphs.captured, ("arch", "weights", "val")))
+        val_loss = trainer.callback_metrics["val/loss"]
+        results.append((trainer.global_step, module.strategy, module.supernet, val_loss))
+    (steps, eager_alphas, eager_net, eager_val), (graph_steps, alphas, net, val) = results
     assert graph_steps == steps == 2 * 2 * 8  # two optimisers, two epochs, 8 steps
     tol = {"rtol": 1e-4, "atol": 1e-5} if precision == "32-true" else {"rtol": 2e-2, "atol": 2e-3}
     for (name, p), q in zip(alphas.named_parameters(), eager_alphas.parameters(), strict=True):
         torch.testing.assert_close(p, q, msg=name, **tol)
     for (name, p), q in zip(net.state_dict().items(), eager_net.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, msg=name, **tol)
+    torch.testing.assert_close(val, eager_val, **tol)

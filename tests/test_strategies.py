@@ -14,11 +14,11 @@ from nas.files import SUPERNET_FILE
 from nas.io import read_json
 from nas.pipeline import run
 from nas.search import DERIVED_FILE, SupernetModule, available_strategies, build_strategy
-from nas.search.module import GRAPH_SAFE
 from nas.search.checkpoints import read_checkpoint
 from nas.search.darts2 import SecondOrderDartsStrategy
 from nas.search.drnas import DrnasStrategy
 from nas.search.gdas import GdasStrategy
+from nas.search.module import GRAPH_SAFE
 from nas.search.pcdarts import PcDartsStrategy
 from nas.search.single_path import SinglePathStrategy, op_parameter_counts
 from nas.search.strategies import DartsStrategy, beta_decay

@@ -11,9 +11,9 @@ weight cache off (a cache filled inside a capture would be freed under the graph
 
 What the captured function may do: launch kernels on tensors whose addresses stay put
 (parameters, buffers, existing ``.grad`` tensors, which a backward accumulates into), with
-every Python-side decision (which ops run, a schedule's value) fixed at capture. It must not
-read a value back to the host. Inputs of another shape run eagerly. :meth:`GraphedCalls.reset`
-drops the graphs, so that the next call captures again (a new epoch's schedules).
+every Python-side decision (which ops run, whether a module trains) fixed at capture and every
+changing value (a schedule's) in a device tensor. It must not read a value back to the host.
+Inputs of another shape (a last, smaller batch) run eagerly.
 """
 
 from __future__ import annotations
@@ -52,11 +52,6 @@ class GraphedCalls:
 
     def captured(self, name: str) -> bool:
         return name in self._graphs
-
-    def reset(self) -> None:
-        """Forget every graph (their memory is released with their outputs): the next call of
-        each name captures it again, without a new warm-up."""
-        self._graphs.clear()
 
     def __call__(self, name: str, fn: Callable[..., Tensors], *inputs: torch.Tensor) -> Tensors:
         entry = self._graphs.get(name)

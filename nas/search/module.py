@@ -6,6 +6,12 @@ training set: first an architecture step on the ``arch`` half (when the strategy
 gradient-norm clipping (the gradients of every path the strategy trains this step summed).
 Validation scores the supernet on the ``arch`` half with the strategy's evaluation weights.
 
+With ``search.cuda_graph`` (CUDA, strategies whose steps stay the same:
+``Strategy.graph_safe``), the arch step's forward and backward, the weight step's and the
+validation forward are each replayed as a CUDA graph after three eager warm-up calls
+(:mod:`nas.search.cuda_graphs`); the optimisers, the clip and the checks stay eager, through
+Lightning, so its step count, hooks and schedules are those of the eager step.
+
 The module builds its space, supernet and strategy from its (saved) hyperparameters, so
 ``SupernetModule.load_from_checkpoint(path, weights_only=True)`` restores a search.
 """
@@ -190,6 +196,9 @@ class SupernetModule(pl.LightningModule):
             logits = path_logits.detach() if logits is None else logits
         return torch.stack(losses).mean(), logits
 
+    def _eval_logits(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.supernet(x, self.strategy.eval_weights(), self.strategy.active_ops()),)
+
     def _call(self, name: str, fn: Callable[..., tuple], *tensors: torch.Tensor) -> tuple:
         """``fn(*tensors)``, replayed as a CUDA graph under ``search.cuda_graph``."""
         return fn(*tensors) if self._graphs is None else self._graphs(name, fn, *tensors)
@@ -223,7 +232,7 @@ class SupernetModule(pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        logits = self.supernet(x, self.strategy.eval_weights(), self.strategy.active_ops())
+        (logits,) = self._call("val", self._eval_logits, x)
         self.val_acc(logits, y)
         self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
@@ -242,15 +251,11 @@ class SupernetModule(pl.LightningModule):
         self.strategy.set_epoch(self.current_epoch, self.search_hparams["epochs"])
         self._set_lr(self.current_epoch)
         if self.search_hparams.get("cuda_graph"):
-            self._graphs = GraphedCalls()
             check_graphable(self.device, self.trainer)
+            self._graphs = GraphedCalls()
 
     def on_train_epoch_start(self) -> None:
-        """The strategy's schedules of the epoch (CUDA graphs baked the last one's in: they
-        are captured again)."""
         self.strategy.set_epoch(self.current_epoch, self.search_hparams["epochs"])
-        if self._graphs is not None:
-            self._graphs.reset()
 
     def on_train_epoch_end(self) -> None:
         w_opt = self._optimizers()[0].optimizer

@@ -61,8 +61,8 @@ class Strategy(nn.Module):
     #: whether a step can be captured as a CUDA graph (``search.cuda_graph``): the op weights
     #: are a function of the parameters computed on their device with none exactly zero (so
     #: :meth:`active_ops` knows every op runs without reading them), and the arch step is
-    #: :meth:`arch_backward`'s one plain backward. Schedules may follow the epoch (graphs are
-    #: captured again each epoch) but not the step.
+    #: :meth:`arch_backward`'s one plain backward; every value that changes between steps (a
+    #: schedule's) lives in a device tensor, which a replayed graph reads as it stands.
     graph_safe: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace) -> None:
@@ -178,6 +178,12 @@ class DartsStrategy(Strategy):
         super().__init__(space)
         self.alphas = _alpha_matrices(space, alpha_init_std)
         self.beta_weight = beta_weight
+        # the β-decay term's weight of the current epoch, a tensor for CUDA graphs to read
+        self.register_buffer("beta_ramp", torch.zeros(()), persistent=False)
+
+    def set_epoch(self, epoch: int, epochs: int) -> None:
+        super().set_epoch(epoch, epochs)
+        self.beta_ramp.fill_(self.beta_weight * self.progress)
 
     def _fp32(self) -> torch.autocast:
         device = next(iter(self.alphas.values())).device.type
@@ -191,7 +197,7 @@ class DartsStrategy(Strategy):
         """The strategy's term added to the architecture loss (``None``: none)."""
         if not self.beta_weight:
             return None
-        return self.beta_weight * self.progress * beta_decay(self.alphas)
+        return self.beta_ramp * beta_decay(self.alphas)
 
     def arch_loss(self, supernet: Supernet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         loss = F.cross_entropy(supernet(x, self.op_weights(), self.active_ops()), y)
