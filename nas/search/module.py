@@ -196,6 +196,11 @@ class SupernetModule(pl.LightningModule):
             logits = path_logits.detach() if logits is None else logits
         return torch.stack(losses).mean(), logits
 
+    def on_validation_model_zero_grad(self) -> None:
+        """Lightning frees the gradients before validating; under CUDA graphs they are zeroed
+        in place instead (the graphs write into them where they stand)."""
+        self.zero_grad(set_to_none=self._graphs is None)
+
     def _eval_logits(self, x: torch.Tensor) -> tuple[torch.Tensor]:
         return (self.supernet(x, self.strategy.eval_weights(), self.strategy.active_ops()),)
 
