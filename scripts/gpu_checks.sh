@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, in one go on a lent H100/H200 (figures in the README, "On a
-# GPU"); each step has its own time limit, so one that fails or hangs costs only its share,
-# and the whole fits the device's 10-minute command limit (the H200 needed 15-30 s per fresh
-# process; ``bench_supernet`` starts one per variant):
+# GPU"); each step has its own time limit, so one that fails or hangs costs only its share
+# (the H200 needed 15-30 s per fresh process; ``bench_supernet`` starts one per variant). All
+# steps take about 9 minutes; STEPS picks some when device time is short:
 #  1. the DARTS supernet's bi-level step at the paper's batch: ours (plain cuDNN ops, bf16, the
 #     whole step as one CUDA graph) against the paper's network in fp32 and in bf16, same GPU,
 #     same run; then batch 256 and 512, and ours without graphs;

@@ -43,6 +43,7 @@ def test_every_experiment_runs_a_step_with_every_space_and_offline_dataset(exper
                 f"space={space}",
                 f"dataset={dataset}",
                 "trainer=cpu",  # cifar10_fast asks for a GPU; these machines have none
+                "search.cuda_graph=false",  # ... and CUDA graphs
                 "dataset.batch_size=16",  # cifar10_fast's 256 exceeds the offline sets' halves
                 "trainer.fast_dev_run=true",
                 "trainer.enable_progress_bar=false",
