@@ -227,9 +227,9 @@ class ShortlistConfig:
     standalone network (``nas/evaluate/brief.py``); export takes the most accurate."""
 
     size: int = 0  # 0: off (export takes the best score)
-    steps: int = 50  # SGD steps per arch, on the weights half
+    steps: int = 20  # SGD steps per arch, on the weights half
     batch_size: int = 64
-    lr: float = 0.1  # the one-cycle schedule's peak
+    lr: float = 0.2  # the one-cycle schedule's peak: high, so that what trains badly shows
     weight_decay: float = 5e-4
     val_images: int = 1000  # of the arch half, that rate each arch
 

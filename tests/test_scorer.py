@@ -5,6 +5,7 @@ import math
 import random
 
 import pytest
+import torch
 
 from nas.errors import ConfigError
 from nas.evaluate.scorer import Component, ScorerEvaluator, combine, reference_stats
@@ -232,3 +233,24 @@ def test_the_shortlist_trains_the_best_scored_archs_and_export_takes_the_most_ac
         tiny_cfg(*TRAINING_FREE, "stages=[shortlist,export]", *short, "shortlist.val_images=32")
     )
     assert again.final["arch"] == top3[2] and again.final["shortlist"]["accuracy"] == 100.0
+
+
+def test_brief_training_scores_the_same_however_the_held_out_images_are_batched():
+    from torch import nn
+
+    from nas.evaluate.brief import EVAL_CHUNK, brief_training
+
+    g = torch.Generator().manual_seed(0)
+    train = [(torch.randn(16, 3, 4, 4, generator=g), torch.randint(0, 3, (16,), generator=g))]
+    x, y = (
+        torch.randn(3 * EVAL_CHUNK + 7, 3, 4, 4, generator=g),
+        torch.randint(0, 3, (391,), generator=g),
+    )
+    results = []
+    for val in ([(x, y)], list(zip(x.split(100), y.split(100), strict=True))):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(48, 16), nn.ReLU(), nn.Linear(16, 3))
+        results.append(brief_training(net, train, val, steps=3, lr=0.1, weight_decay=0.0))
+    (one, many) = results
+    assert one.accuracy == many.accuracy and 0 < one.accuracy < 100
+    assert one.loss == pytest.approx(many.loss, rel=1e-6)
