@@ -154,6 +154,7 @@ class OneShotConfig:
     calib_batches: int = 4  # batches of the weights half that recalibrate BatchNorm
     val_batches: int = 4  # batches of the arch (validation) half each subnet is scored on
     batch_size: int = 256
+    metric: str = "accuracy"  # accuracy | loss (the negative mean cross-entropy)
 
 
 #: ``search.strategy`` of a search that trains no supernet (``search=training_free``)
@@ -358,6 +359,7 @@ _AT_LEAST = (
 def _choices(cfg: Any) -> list[tuple[str, Any, list[str]]]:
     """``(key, value, allowed values)`` of every key that names a registered part."""
     from nas.data import available_datasets
+    from nas.evaluate.oneshot import METRICS as ONESHOT_METRICS
     from nas.evaluate.proxies import available_proxies
     from nas.predictor import PREDICTORS
     from nas.search import available_strategies
@@ -373,6 +375,7 @@ def _choices(cfg: Any) -> list[tuple[str, Any, list[str]]]:
         ("finetune.sampler", cfg.finetune.sampler, list(SAMPLERS)),
         ("predictor.kind", cfg.predictor.kind, sorted(PREDICTORS)),
         ("evolution.algorithm", cfg.evolution.algorithm, ["refine", "regularized", "random"]),
+        ("oneshot.metric", cfg.oneshot.metric, list(ONESHOT_METRICS)),
     ]
     if cfg.prescreen.proxy is not None:
         out.append(("prescreen.proxy", cfg.prescreen.proxy, available_proxies()))

@@ -186,6 +186,7 @@ def test_trainer_is_a_lightning_trainer(tmp_path):
         ("prescreen.proxy=fisher", "prescreen.proxy"),
         ("predictor.kind=gcn", "predictor.kind"),
         ("evolution.algorithm=bayesian", "evolution.algorithm"),
+        ("oneshot.metric=top5", "oneshot.metric"),
         ("evolution.refine.q=0", "refine.q"),
         ("evolution.refine.smooth=2", "refine.smooth"),
         ("predictor.decay=0", "predictor.decay"),

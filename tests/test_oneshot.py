@@ -58,12 +58,19 @@ def test_scores_are_accuracies_without_side_effects(setup):
     assert [s.value for s in evaluator.evaluate(ARCHS)] == [s.value for s in scores]
 
 
-def test_accuracy_uses_the_recalibrated_subnet(setup):
-    space, supernet, calib, val = setup
-    arch = ARCHS[1]
+def _recalibrated(setup, arch):
+    """A copy of the setup's supernet recalibrated for ``arch``, and ``arch``'s op weights."""
+    space, supernet, calib, _ = setup
     weights = space.one_hot(arch)
     reference = copy.deepcopy(supernet)
     recalibrate_bn(reference, lambda x: reference(x, weights), calib)
+    return reference, weights
+
+
+def test_accuracy_uses_the_recalibrated_subnet(setup):
+    _, supernet, calib, val = setup
+    arch = ARCHS[1]
+    reference, weights = _recalibrated(setup, arch)
     x = torch.cat([v[0] for v in val])
     with torch.no_grad():
         predicted = reference(x, weights).argmax(dim=1)
@@ -75,6 +82,19 @@ def test_accuracy_uses_the_recalibrated_subnet(setup):
             m.running_var.fill_(1e4)  # stale statistics must not matter
     assert OneShotEvaluator(corrupted, calib, right).evaluate([arch])[0].value == 100.0
     assert OneShotEvaluator(corrupted, calib, wrong).evaluate([arch])[0].value == 0.0
+
+
+def test_loss_metric_is_the_negative_mean_cross_entropy_of_the_recalibrated_subnet(setup):
+    _, supernet, calib, val = setup
+    arch = ARCHS[1]
+    reference, weights = _recalibrated(setup, arch)
+    x, y = torch.cat([v[0] for v in val]), torch.cat([v[1] for v in val])
+    with torch.no_grad():
+        expected = -torch.nn.functional.cross_entropy(reference(x, weights), y).item()
+    score = OneShotEvaluator(supernet, calib, val, metric="loss").evaluate([arch])[0]
+    assert score.value == pytest.approx(expected, rel=1e-5) and score.value < 0
+    with pytest.raises(ValueError, match="unknown one-shot metric 'top5'"):
+        OneShotEvaluator(supernet, calib, val, metric="top5")
 
 
 def test_rejects_unlabelled_validation_batches(setup):

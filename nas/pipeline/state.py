@@ -214,10 +214,12 @@ class Run:
     def oneshot_evaluator(self) -> Evaluator:
         """One-shot scores: of the supernet, or routed to the sub-supernets after a split."""
         calib, val = self.oneshot_batches
+        metric = self.cfg.oneshot.metric
         if self.leaves is None:
-            return OneShotEvaluator(self.supernet_module.supernet, calib, val)
+            return OneShotEvaluator(self.supernet_module.supernet, calib, val, metric)
         return RoutedEvaluator(
-            self.space, [(r, OneShotEvaluator(m.supernet, calib, val)) for r, m in self.leaves]
+            self.space,
+            [(r, OneShotEvaluator(m.supernet, calib, val, metric)) for r, m in self.leaves],
         )
 
     @cached_property

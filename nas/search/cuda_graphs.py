@@ -66,7 +66,9 @@ class GraphedCalls:
         entry.graph.replay()
         return entry.outputs
 
-    def _capture(self, name: str, fn: Callable[..., Tensors], inputs: Sequence[torch.Tensor]):
+    def _capture(
+        self, name: str, fn: Callable[..., Tensors], inputs: Sequence[torch.Tensor]
+    ) -> _Captured:
         static = tuple(t.clone() for t in inputs)
         graph = torch.cuda.CUDAGraph()
         torch.cuda.synchronize()
