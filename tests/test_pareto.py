@@ -1,0 +1,56 @@
+"""Pareto fronts, crowding and hypervolume (every objective minimised)."""
+
+import numpy as np
+import pytest
+
+from nas.evolution.pareto import (
+    crowding_distance,
+    hypervolume_2d,
+    non_dominated_fronts,
+    nsga2_order,
+)
+
+POINTS = np.array([(1, 5), (2, 3), (3, 4), (4, 1), (2, 6), (5, 5)], dtype=float)
+
+
+def test_fronts_peel_the_non_dominated_sets_in_turn():
+    fronts = non_dominated_fronts(POINTS)
+    assert [f.tolist() for f in fronts] == [[0, 1, 3], [2, 4], [5]]
+
+
+def test_equal_points_share_a_front_and_nan_is_the_worst_value():
+    points = np.array([(1, 1), (1, 1), (np.nan, np.nan), (2, np.nan)])
+    assert [f.tolist() for f in non_dominated_fronts(points)] == [[0, 1], [3], [2]]
+
+
+def test_crowding_gives_the_ends_infinity_and_the_middle_its_neighbours_gap():
+    front = POINTS[[0, 1, 3]]  # (1,5) (2,3) (4,1)
+    d = crowding_distance(front)
+    assert np.isinf(d[0]) and np.isinf(d[2])
+    assert d[1] == pytest.approx((4 - 1) / (4 - 1) + (5 - 1) / (5 - 1))
+
+
+def test_nsga2_order_takes_fronts_first_then_the_spread_out_members():
+    points = np.array([(1, 4), (2, 3), (2.2, 2.8), (4, 1), (5, 5)])
+    order = nsga2_order(points).tolist()
+    assert order[-1] == 4  # the only dominated point
+    assert set(order[:2]) == {0, 3}  # the first front's ends
+    # (2.2,2.8) lies between (2,3) and (4,1): gaps 2/3 + 2/3; (2,3) between (1,4) and
+    # (2.2,2.8): 1.2/3 + 1.2/3
+    assert order[2:4] == [2, 1]
+
+
+def test_hypervolume_of_a_staircase():
+    points = np.array([(1, 3), (2, 2), (3, 1), (3, 3), (5, 0.5)])  # (3,3) dominated; x=5 past 4
+    assert hypervolume_2d(points, (4, 4)) == pytest.approx(1 * 1 + 1 * 2 + 1 * 3)
+    assert hypervolume_2d(np.empty((0, 2)), (4, 4)) == 0.0
+
+
+def test_hypervolume_equals_counting_the_dominated_unit_squares():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        points = rng.integers(0, 12, (rng.integers(1, 9), 2)).astype(float)
+        count = sum(
+            any(px <= i and py <= j for px, py in points) for i in range(10) for j in range(10)
+        )
+        assert hypervolume_2d(points, (10, 10)) == pytest.approx(count)
