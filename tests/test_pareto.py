@@ -54,3 +54,37 @@ def test_hypervolume_equals_counting_the_dominated_unit_squares():
             any(px <= i and py <= j for px, py in points) for i in range(10) for j in range(10)
         )
         assert hypervolume_2d(points, (10, 10)) == pytest.approx(count)
+
+
+def test_bench_pareto_ratios_grow_with_the_queries_and_stay_below_the_true_front():
+    """scripts/bench_pareto.py on the NAS-Bench-201 table: each search spends its budget and
+    its front's hypervolume ratio never falls as queries come and never passes 1."""
+    import importlib.util
+    import itertools
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_pareto.py"
+    spec = importlib.util.spec_from_file_location("bench_pareto", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from nas.evaluate import NB201Table
+
+    table = NB201Table()
+    latency = table.column("fpga")
+    accuracy = table.column(bench.METRIC)
+    reference = (-bench.CHANCE, float(np.nanmax(latency)))
+    ok = ~np.isnan(accuracy) & ~np.isnan(latency)
+    true_hv = hypervolume_2d(np.column_stack([-accuracy[ok], latency[ok]]), reference)
+    for name in ("random", "nsga2"):
+        points = bench.run_search(name, table, latency, 40, seed=0)
+        ratios = bench.curve(points, reference, true_hv)
+        assert len(points) == len(ratios) == 40
+        assert all(b >= a for a, b in itertools.pairwise(ratios)) and 0 < ratios[-1] <= 1
+    out = subprocess.run(
+        [sys.executable, str(script), "--devices", "fpga", "--seeds", "1", "--budget", "10",
+         "--checkpoints", "5", "10"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "| fpga | random |" in out and "| fpga | nsga2 |" in out

@@ -32,7 +32,8 @@ def dominated_by(points: np.ndarray) -> np.ndarray:
 def non_dominated_fronts(points: np.ndarray) -> list[np.ndarray]:
     """The candidates' indices, front by front: the first front is the non-dominated set,
     each next one is non-dominated once the fronts before it are removed. Every index appears
-    in exactly one front; within a front, in increasing order."""
+    in exactly one front; within a front, in increasing order. ``O(N^2)`` memory: for a
+    population, not for a whole space."""
     dominated = dominated_by(points)
     remaining = np.ones(len(dominated), dtype=bool)
     fronts = []
@@ -77,7 +78,8 @@ def nsga2_order(points: np.ndarray) -> np.ndarray:
 
 def hypervolume_2d(points: np.ndarray, reference: tuple[float, float]) -> float:
     """The area that the points dominate up to ``reference`` (two minimised objectives; points
-    not better than the reference in both add nothing)."""
+    not better than the reference in both add nothing). ``O(N log N)``: fine for a whole
+    space's 15,625 cells."""
     p = _clean(points)
     if p.shape[1] != 2:
         raise ValueError(f"hypervolume_2d needs two objectives, got {p.shape[1]}")
@@ -85,7 +87,8 @@ def hypervolume_2d(points: np.ndarray, reference: tuple[float, float]) -> float:
     p = p[(p[:, 0] < rx) & (p[:, 1] < ry)]
     if not len(p):
         return 0.0
-    front = p[non_dominated_fronts(p)[0]]
-    front = front[np.argsort(front[:, 0])]  # along the front: the second objective falls
+    p = p[np.lexsort((p[:, 1], p[:, 0]))]  # by the first objective, ties by the second
+    lowest_before = np.concatenate([[ry], np.minimum.accumulate(p[:, 1])[:-1]])
+    front = p[p[:, 1] < lowest_before]  # the staircase: the second objective falls
     xs = np.append(front[1:, 0], rx)
     return float(((xs - front[:, 0]) * (ry - front[:, 1])).sum())
