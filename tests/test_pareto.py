@@ -77,14 +77,14 @@ def test_bench_pareto_ratios_grow_with_the_queries_and_stay_below_the_true_front
     reference = (-bench.CHANCE, float(np.nanmax(latency)))
     ok = ~np.isnan(accuracy) & ~np.isnan(latency)
     true_hv = hypervolume_2d(np.column_stack([-accuracy[ok], latency[ok]]), reference)
-    for name in ("random", "nsga2"):
+    for name in ("random", "nsga2", "refine"):
         points = bench.run_search(name, table, latency, 40, seed=0)
         ratios = bench.curve(points, reference, true_hv)
         assert len(points) == len(ratios) == 40
         assert all(b >= a for a, b in itertools.pairwise(ratios)) and 0 < ratios[-1] <= 1
     out = subprocess.run(
         [sys.executable, str(script), "--devices", "fpga", "--seeds", "1", "--budget", "10",
-         "--checkpoints", "5", "10"],
+         "--checkpoints", "5", "10", "--searches", "random", "nsga2"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "| fpga | random |" in out and "| fpga | nsga2 |" in out

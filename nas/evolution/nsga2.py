@@ -27,12 +27,17 @@ from nas.spaces import Arch
 Costs = Callable[[Arch], Sequence[float]]
 
 
+def objective_points(scores: Sequence[float], archs: Sequence[Arch], costs: Costs) -> np.ndarray:
+    """``[N, 1 + len(costs)]`` objectives to minimise: the negated scores, then each arch's
+    costs."""
+    return np.array(
+        [[-s, *costs(a)] for s, a in zip(scores, archs, strict=True)], dtype=float
+    ).reshape(len(archs), -1)
+
+
 def objectives(entries: Sequence[Entry], costs: Costs) -> np.ndarray:
-    """``[len(entries), 1 + len(costs)]`` objectives to minimise: the negated score (NaN:
-    ``+inf``), then the arch's costs."""
-    return np.array([[-e.rank, *costs(e.arch)] for e in entries], dtype=float).reshape(
-        len(entries), -1
-    )
+    """:func:`objective_points` of scored entries (a NaN score: ``+inf``)."""
+    return objective_points([e.rank for e in entries], [e.arch for e in entries], costs)
 
 
 def nsga2(

@@ -19,6 +19,13 @@ Noisy scores (``smooth`` > 0): parents are ranked by a blend of their observed a
 predicted score, so an arch whose one score was lucky (the predictor, fit on its neighbours
 too, expects less) does not hold the local search while its neighbours all look worse.
 
+Several objectives (``costs``: values computed without a query, e.g. latency from a lookup
+table, each minimised): parents are taken in NSGA-II's order of (score, costs) (front, then
+crowding distance; :mod:`nas.evolution.pareto`), and candidates are ranked by how much their
+predicted score (plus ``explore`` times the std) with their known costs would add to the
+front's hypervolume (one cost; with more, by NSGA-II's order of the predictions). A local
+search counts as improving while its queries join its front.
+
 Non-finite scores (``-inf``: the proxy and tabular evaluators' verdict on degenerate cells;
 NaN counts as ``-inf``) stay in the archive but never make a parent nor a predictor target.
 While fewer than two finite scores exist, the predictor sits out and candidates are scored in
@@ -31,8 +38,12 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from nas.evaluate.base import Evaluator
 from nas.evolution.archive import Archive, Entry, finite, ranked
+from nas.evolution.nsga2 import Costs, objective_points, objectives
+from nas.evolution.pareto import hypervolume_2d, non_dominated_fronts, nsga2_order
 from nas.evolution.tracker import Feasible, Tracker
 from nas.predictor import Predictor
 from nas.spaces import Arch, SearchSpace
@@ -81,19 +92,24 @@ class _Prescreen:
 
 
 def _parents(
-    run: Tracker, cfg: RefineConfig, origin: int, predictor: Predictor | None
+    run: Tracker,
+    cfg: RefineConfig,
+    origin: int,
+    predictor: Predictor | None,
+    costs: Costs | None = None,
 ) -> list[Entry]:
     """The finite-scored archs since ``origin``, best first: by observed score, or with
     ``smooth`` > 0 and a fitted ``predictor`` by ``(1 - smooth) * observed + smooth *
-    predicted``, so one lucky noisy score does not hold the search."""
+    predicted``, so one lucky noisy score does not hold the search; with ``costs``, in
+    NSGA-II's order of that score and the costs."""
     entries = finite(run.history[origin:])
-    if not cfg.smooth or predictor is None:
-        return sorted(entries, key=lambda e: -e.score.value)
-    predicted = predictor.predict([e.arch for e in entries]).mean.tolist()
-    key = [
-        (1 - cfg.smooth) * e.score.value + cfg.smooth * p
-        for e, p in zip(entries, predicted, strict=True)
-    ]
+    key = [e.score.value for e in entries]
+    if cfg.smooth and predictor is not None:
+        predicted = predictor.predict([e.arch for e in entries]).mean.tolist()
+        key = [(1 - cfg.smooth) * k + cfg.smooth * p for k, p in zip(key, predicted, strict=True)]
+    if costs is not None:
+        order = nsga2_order(objective_points(key, [e.arch for e in entries], costs))
+        return [entries[i] for i in order]
     return [entries[i] for i in sorted(range(len(entries)), key=lambda i: -key[i])]
 
 
@@ -116,11 +132,30 @@ def _candidates(
     return list(out)
 
 
-def _rank(predictor: Predictor, cands: list[Arch], explore: float) -> list[Arch]:
-    """``cands`` by the fitted ``predictor``'s score plus ``explore`` times its std, best first."""
+def _rank(
+    predictor: Predictor,
+    cands: list[Arch],
+    explore: float,
+    costs: Costs | None = None,
+    scored: Sequence[Entry] = (),
+) -> list[Arch]:
+    """``cands`` by the fitted ``predictor``'s score plus ``explore`` times its std, best first;
+    with ``costs``, by the hypervolume that this optimistic score would add to the front of
+    ``scored`` (one cost; ties and more costs: NSGA-II's order of the predictions)."""
     pred = predictor.predict(cands)
     utility = (pred.mean + explore * pred.std).tolist()
-    return [cands[i] for i in sorted(range(len(cands)), key=lambda i: -utility[i])]
+    if costs is None:
+        return [cands[i] for i in sorted(range(len(cands)), key=lambda i: -utility[i])]
+    mine = objective_points(utility, cands, costs)
+    order = nsga2_order(mine)
+    if mine.shape[1] != 2 or not scored:
+        return [cands[i] for i in order]
+    front = objectives(scored, costs)
+    reference = tuple(np.maximum(front.max(0), mine.max(0)) + 1.0)
+    base = hypervolume_2d(front, reference)
+    gain = [hypervolume_2d(np.vstack([front, m]), reference) - base for m in mine]
+    position = {int(i): k for k, i in enumerate(order)}
+    return [cands[i] for i in sorted(range(len(cands)), key=lambda i: (-gain[i], position[i]))]
 
 
 def refine(
@@ -133,6 +168,7 @@ def refine(
     cfg: RefineConfig | None = None,
     init: Sequence[Arch] = (),
     prescreen: Evaluator | None = None,
+    costs: Costs | None = None,
 ) -> Tracker:
     """Run the refiner until ``budget`` archs are scored; returns the search's :class:`Tracker`.
 
@@ -140,7 +176,8 @@ def refine(
     no predictor, candidates are scored in random order).
     ``init`` archs (scored first, from the archive when it holds them) replace random initial
     samples; with ``prescreen``, random initial samples are the best ``1/prescreen_pool`` of
-    ``prescreen_pool`` times as many draws by the cheap evaluator.
+    ``prescreen_pool`` times as many draws by the cheap evaluator. ``costs(arch)``: further
+    objectives to minimise (see the module docstring).
     """
     cfg = cfg or RefineConfig()
     run = Tracker(evaluator, budget, archive, feasible)
@@ -162,9 +199,12 @@ def refine(
     predictor = make_predictor(run.space)
     origin, local_best, last = 0, run.best()[0].rank, len(run.history)
     while run.remaining > 0:
-        top = max(e.rank for e in run.history[origin:])
-        if top > local_best:
-            local_best, last = top, len(run.history)
+        if costs is None:
+            top = max(e.rank for e in run.history[origin:])
+            if top > local_best:
+                local_best, last = top, len(run.history)
+        elif _joined_front(run.history[origin:], costs, last - origin):
+            last = len(run.history)
         if cfg.restart and len(run.history) - last >= cfg.restart:
             origin = len(run.history)
             fresh(min(cfg.restart_size, run.remaining), "restart")
@@ -177,7 +217,7 @@ def refine(
         fitted = predictor if predictor is not None and len(train) >= 2 else None
         if fitted is not None:
             fitted.fit([e.arch for e in train], [e.score.value for e in train])
-        cands = _candidates(run, cfg, rng, _parents(run, cfg, origin, fitted))
+        cands = _candidates(run, cfg, rng, _parents(run, cfg, origin, fitted, costs))
         if not cands:
             run.score([run.sample_unseen(rng)], stage="refine")
             continue
@@ -186,6 +226,12 @@ def refine(
         if predictor is None:  # the ablation of a predictor-free local search
             cands = rng.sample(cands, len(cands))
         elif fitted is not None:  # else, in the order they were found
-            cands = _rank(fitted, cands, cfg.explore)
+            cands = _rank(fitted, cands, cfg.explore, costs, finite(run.history))
         run.score(cands[: min(cfg.q, run.remaining)], stage="refine")
     return run
+
+
+def _joined_front(entries: Sequence[Entry], costs: Costs, since: int) -> bool:
+    """Whether an entry from index ``since`` on is on the front of ``entries``."""
+    front = non_dominated_fronts(objectives(entries, costs))[0]
+    return bool((front >= since).any())
