@@ -117,14 +117,15 @@ class OneShotEvaluator:
     def _score(self, arch: Arch) -> float:
         weights = {k: w.to(self.device) for k, w in self.space.one_hot(arch).items()}
         recalibrate_bn(self.supernet, lambda x: self.supernet(x, weights), self.calib)
-        correct = total = 0
-        loss = 0.0
+        total, summed = 0, 0.0  # correct predictions, or the cross-entropy, summed
         for x, y in self.val:
             logits = self.supernet(x, weights)
-            correct += int((logits.argmax(dim=1) == y).sum())
-            loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+            if self.metric == "accuracy":
+                summed += int((logits.argmax(dim=1) == y).sum())
+            else:
+                summed += float(F.cross_entropy(logits.float(), y, reduction="sum"))
             total += len(y)
-        return 100.0 * correct / total if self.metric == "accuracy" else -loss / total
+        return 100.0 * summed / total if self.metric == "accuracy" else -summed / total
 
     def evaluate(self, archs: Sequence[Arch]) -> list[Score]:
         scores = []
