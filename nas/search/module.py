@@ -165,15 +165,14 @@ class SupernetModule(pl.LightningModule):
 
         self._zero_grad(w_opt)
         loss, logits = self._call("weights", self._weights_backward, x, y)
+        loss = loss.clone()  # a graph's output is overwritten by its next replay
         self._ensure_finite(loss, "the training loss")
         w_opt.step()  # clipping happens in on_before_optimizer_step, on unscaled gradients
 
         self.train_acc(logits, y)
-        self.log(
-            "train/loss", loss.clone(), on_step=True, on_epoch=True, prog_bar=True, sync_dist=True
-        )
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
-        return loss.clone()
+        return loss
 
     def _arch_backward(
         self, x: torch.Tensor, y: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor, w_opt: Any

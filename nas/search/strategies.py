@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any, ClassVar
 
 import torch
@@ -114,9 +115,11 @@ class Strategy(nn.Module):
     def active_ops(self) -> dict[str, list[list[bool]]] | None:
         """Which ops of each edge run, ``{kind: [edges][ops]}`` host booleans, where the strategy
         knows it without reading its weights (:attr:`graph_safe`: all of them); ``None``: the
-        supernet reads it from the weights (a device-to-host wait)."""
-        if not self.graph_safe:
-            return None
+        supernet reads it from the weights (a device-to-host wait). Built once."""
+        return self._every_op if self.graph_safe else None
+
+    @cached_property
+    def _every_op(self) -> dict[str, list[list[bool]]]:
         n_ops = len(self.space.op_names)
         return {k: [[True] * n_ops for _ in range(e)] for k, e in self.space.cell_edges.items()}
 
