@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +57,10 @@ def curve(points: np.ndarray, reference: tuple[float, float], true_hv: float) ->
 
 def run_search(name: str, table: NB201Table, latency: np.ndarray, budget: int, seed: int):
     evaluator = TabularEvaluator(METRIC, table=table)
-    costs: Callable = lambda arch: (float(latency[table.row(arch)]),)  # noqa: E731
+
+    def costs(arch) -> tuple[float]:
+        return (float(latency[table.row(arch)]),)
+
     rng = random.Random(seed)
     if name == "random":
         run: Tracker = random_search(evaluator, budget, rng)
