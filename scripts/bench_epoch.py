@@ -11,15 +11,20 @@ time over the steady epoch's) plus every epoch at the steady epoch's time. With
 the epochs timed are cut short and the projection scales the steady epoch's training and
 validation seconds up to the full ones (training steps: the shorter half's batches).
 
-img/s counts the training images one epoch pushes through forward and backward (validation
-left out): both halves' batches of a bi-level step (``2 * batch * steps``).
+img/s counts the training images one epoch's steps push through forward and backward: both
+halves' batches of a bi-level step (``2 * batch * steps``) over the time from the first
+step's start to the last step's end. The rest of an epoch (validation, and the epoch's own
+work: its order and crops, logging, the checkpoint) is timed apart; the projection scales
+the steps and the validation batches to their full counts and adds the epoch's own work
+once per epoch.
 
     python scripts/bench_epoch.py --override trainer=gpu --out outputs/bench/epoch.json
 
 ``--out`` writes JSON: ``overrides``, ``device``, ``batch_size``, ``steps_per_epoch`` (timed),
 ``full_steps_per_epoch``, ``val_batches`` (timed), ``full_val_batches``, ``epoch_s`` (each
-epoch's seconds), ``val_s`` (their validation's), ``img_per_s`` (of the last epoch's
-training), ``setup_s``, ``search_epochs`` and ``projected_search_min``.
+epoch's seconds), ``steps_s`` (their training steps'), ``val_s`` (their validation's),
+``img_per_s`` (of the last epoch's steps), ``setup_s``, ``search_epochs`` and
+``projected_search_min``.
 """
 
 from __future__ import annotations
@@ -45,10 +50,12 @@ DEFAULT = ["+experiment=cifar10_fast"]
 
 class EpochClock(pl.Callback):
     """The wall time at each training epoch's start and at the end of fit, and each epoch's
-    validation seconds, the device synchronised first so that queued work counts where it ran."""
+    seconds of training steps and of validation, the device synchronised first so that queued
+    work counts where it ran (only at these marks: the steps between run as they would)."""
 
     def __init__(self) -> None:
         self.marks: list[float] = []
+        self.steps_s: list[float] = []
         self.val_s: list[float] = []
 
     def _now(self, module: pl.LightningModule) -> float:
@@ -58,6 +65,23 @@ class EpochClock(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.marks.append(self._now(module))
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, module: pl.LightningModule, batch: object, batch_idx: int
+    ) -> None:
+        if batch_idx == 0:
+            self._steps_start = self._now(module)
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        module: pl.LightningModule,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
+    ) -> None:
+        if batch_idx == trainer.num_training_batches - 1:
+            self.steps_s.append(self._now(module) - self._steps_start)
 
     def on_validation_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._val_start = self._now(module)
@@ -89,7 +113,8 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
     marks = clock.marks
     epoch_s = [b - a for a, b in itertools.pairwise(marks)]
     val_s = clock.val_s or [0.0] * len(epoch_s)
-    train_s = [e - v for e, v in zip(epoch_s, val_s, strict=True)]
+    steps_s = clock.steps_s
+    own_s = epoch_s[-1] - val_s[-1] - steps_s[-1]  # the epoch's own work, once per epoch
     steps, val_batches = trainer.num_training_batches, sum(trainer.num_val_batches)
     full = min(len(loader) for loader in dm.train_dataloader().iterables.values())
     full_val = len(dm.val_dataloader())
@@ -97,7 +122,8 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
     total = int(cfg.search.epochs)
     setup_s = marks[0] - start
     once = max(epoch_s[0] - epoch_s[-1], 0.0)  # the first epoch's one-time costs
-    steady = train_s[-1] * full / steps + (val_s[-1] * full_val / val_batches if val_batches else 0)
+    val = val_s[-1] * full_val / val_batches if val_batches else 0.0
+    steady = steps_s[-1] * full / steps + val + own_s
     device = trainer.strategy.root_device
     return {
         "overrides": overrides,
@@ -108,8 +134,9 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
         "val_batches": val_batches,
         "full_val_batches": full_val,
         "epoch_s": epoch_s,
+        "steps_s": steps_s,
         "val_s": val_s,
-        "img_per_s": 2 * batch * steps / train_s[-1],
+        "img_per_s": 2 * batch * steps / steps_s[-1],
         "setup_s": setup_s,
         "search_epochs": total,
         "projected_search_min": (setup_s + once + total * steady) / 60,
@@ -128,10 +155,13 @@ def main() -> None:
     overrides = (DEFAULT if not args.no_default else []) + args.override
     r = run(overrides, args.epochs)
     print(f"\nsearch epochs of: {' '.join(overrides)} ({r['device']})")
-    print("| epoch | seconds | of which validation | training img/s |\n|---|---:|---:|---:|")
+    print(
+        "| epoch | seconds | training steps | validation | the epoch's own work | steps' img/s |\n"
+        "|---|---:|---:|---:|---:|---:|"
+    )
     images = 2 * r["batch_size"] * r["steps_per_epoch"]
-    for i, (s, v) in enumerate(zip(r["epoch_s"], r["val_s"], strict=True)):
-        print(f"| {i} | {s:.1f} | {v:.1f} | {images / (s - v):.0f} |")
+    for i, (e, t, v) in enumerate(zip(r["epoch_s"], r["steps_s"], r["val_s"], strict=True)):
+        print(f"| {i} | {e:.1f} | {t:.1f} | {v:.1f} | {e - t - v:.1f} | {images / t:.0f} |")
     print(
         f"set-up {r['setup_s']:.1f} s; {r['steps_per_epoch']} steps (of "
         f"{r['full_steps_per_epoch']}) of 2x{r['batch_size']} images, {r['val_batches']} "

@@ -48,9 +48,10 @@ class RetrainModule(pl.LightningModule):
         search_space = get_space(space["name"], **dict(space.get("subnet") or {}))
         net = search_space.build_subnet(search_space.from_str(arch), num_classes, in_channels)
         self.net = RetrainNetwork(net, num_classes, auxiliary=recipe["auxiliary_weight"] > 0)
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        # no argument checks: their torch.unique waits for the device at every step
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
 
     @classmethod
     def from_config(

@@ -76,8 +76,9 @@ class SupernetModule(pl.LightningModule):
             search_space, space.get("supernet") or {}, num_classes, in_channels
         )
         self.strategy = build_strategy(search_space, search, self.supernet)
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        # no argument checks: their torch.unique waits for the device at every step
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self._graphs: GraphedCalls | None = None  # set when training starts on CUDA
         if search.get("cuda_graph") and not self.strategy.graph_safe:
             raise ConfigError(
