@@ -199,6 +199,25 @@ class ConstraintsConfig:
 
     max_params: int | None = None
     max_flops: int | None = None  # per image, convolutions and matrix products
+    max_latency_ms: float | None = None  # per batch of latency.batch_size, on the run's device
+
+
+#: what ``objectives`` may hold beside ``score`` (maximised): each minimised
+COST_OBJECTIVES = ("latency", "params", "flops")
+#: how export picks from the front of several objectives
+EXPORT_CHOICES = ("best", "knee")
+
+
+@dataclass
+class LatencyConfig:
+    """The latency lookup table (``nas.export.latency``), measured on the run's device for the
+    space's standalone network and cached under ``cache_dir``."""
+
+    batch_size: int = 1  # images per timed forward
+    warmup: int = 3  # untimed calls before each timing
+    repeats: int = 20  # timed calls; the median counts
+    calibration: int = 5  # random archs timed end to end for the fixed part
+    cache_dir: str = "${paths.root_dir}/.cache/latency"
 
 
 @dataclass
@@ -239,6 +258,9 @@ class ShortlistConfig:
 class ExportConfig:
     onnx: bool = True  # subnet.onnx, checked with onnxruntime (extra: export)
     plots: bool = True  # plots/ (extra: plots)
+    # with several objectives: best (the best score under the constraints) | knee (the
+    # front's point farthest from the line through its two ends, score against the first cost)
+    choice: str = "best"
 
 
 @dataclass
@@ -276,6 +298,8 @@ class TrainConfig:
     # last.ckpt is also written every this many optimizer steps (0: at epoch ends only)
     checkpoint_every_n_steps: int = 200
     stages: list[str] = field(default_factory=lambda: list(STAGES[:-1]))
+    # what the search optimises: score (maximised), then any of COST_OBJECTIVES (minimised)
+    objectives: list[str] = field(default_factory=lambda: ["score"])
     float32_matmul_precision: str = "high"  # torch.set_float32_matmul_precision
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
@@ -293,6 +317,7 @@ class TrainConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     prescreen: PrescreenConfig = field(default_factory=PrescreenConfig)
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     shortlist: ShortlistConfig = field(default_factory=ShortlistConfig)
@@ -353,6 +378,10 @@ _AT_LEAST = (
     ("scorer.images", 2),
     ("constraints.max_params", 1),
     ("constraints.max_flops", 1),
+    ("latency.batch_size", 1),
+    ("latency.warmup", 0),
+    ("latency.repeats", 1),
+    ("latency.calibration", 1),
 )
 
 
@@ -404,6 +433,32 @@ def _check_scorer(scorer: Any, features: Any) -> None:
     extra = sorted(set(scorer.weights) - set(components))
     if extra:
         raise ConfigError(f"scorer.weights names {extra}, not in scorer.components={components}")
+
+
+def _check_objectives(cfg: Any) -> None:
+    objectives = list(cfg.objectives)
+    if not objectives or objectives[0] != "score" or len(set(objectives)) != len(objectives):
+        raise ConfigError(
+            f"objectives={objectives} must start with score and name each objective once "
+            f"(e.g. objectives=[score,latency])"
+        )
+    unknown = [o for o in objectives[1:] if o not in COST_OBJECTIVES]
+    if unknown:
+        raise ConfigError(
+            f"unknown objective(s) {unknown} in objectives; known: score, {', '.join(COST_OBJECTIVES)}"
+        )
+    budget = cfg.constraints.max_latency_ms
+    if budget is not None and not budget > 0:
+        raise ConfigError(f"constraints.max_latency_ms={budget} must be > 0 (milliseconds)")
+    if cfg.export.choice not in EXPORT_CHOICES:
+        raise ConfigError(
+            f"unknown export.choice={cfg.export.choice!r}; allowed: {list(EXPORT_CHOICES)}"
+        )
+    if cfg.export.choice == "knee" and len(objectives) < 2:
+        raise ConfigError(
+            f"export.choice=knee needs a front of two objectives; objectives={objectives} "
+            "(e.g. objectives=[score,latency])"
+        )
 
 
 def check_config(cfg: Any) -> None:
@@ -471,6 +526,7 @@ def check_config(cfg: Any) -> None:
             f"{cfg.space.name} does not (use {fair[0]}=uniform or sandwich, or space=nb201)"
         )
     _check_scorer(cfg.scorer, cfg.predictor.features)
+    _check_objectives(cfg)
     if "retrain" in cfg.stages and not 0 <= cfg.retrain.val_portion < 1:
         raise ConfigError(f"retrain.val_portion={cfg.retrain.val_portion} must be in [0, 1)")
     if cfg.shortlist.lr <= 0 or cfg.shortlist.weight_decay < 0:

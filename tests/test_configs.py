@@ -192,6 +192,13 @@ def test_trainer_is_a_lightning_trainer(tmp_path):
         ("predictor.decay=0", "predictor.decay"),
         ("predictor.max_pairs=0", "predictor.max_pairs"),
         ("constraints.max_params=0", "constraints.max_params"),
+        ("constraints.max_latency_ms=-2", "constraints.max_latency_ms"),
+        ("objectives=[score,speed]", "objectives"),
+        ("objectives=[latency]", "objectives"),
+        ("objectives=[score,params,params]", "objectives"),
+        ("export.choice=middle", "export.choice"),
+        ("export.choice=knee", "export.choice"),
+        ("latency.repeats=0", "latency.repeats"),
     ],
 )
 def test_invalid_values_fail_before_training_naming_the_key(override, named, tiny_cfg, tmp_path):

@@ -6,6 +6,7 @@ import pytest
 from nas.evolution.pareto import (
     crowding_distance,
     hypervolume_2d,
+    knee,
     non_dominated_fronts,
     nsga2_order,
 )
@@ -88,3 +89,11 @@ def test_bench_pareto_ratios_grow_with_the_queries_and_stay_below_the_true_front
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "| fpga | random |" in out and "| fpga | nsga2 |" in out
+
+
+def test_the_knee_is_the_front_point_farthest_from_the_line_between_its_ends():
+    # score (negated) against latency: a sharp bend at (2, -0.9)
+    front = np.array([[1.0, -0.1], [2.0, -0.9], [3.0, -0.95], [4.0, -1.0]])
+    assert knee(front) == 1
+    assert knee(front[[0, 3]]) == 0  # two points: no bend
+    assert knee(np.array([[1.0, -1.0], [1.0, -1.0], [1.0, -1.0]])) == 0  # one point thrice

@@ -8,10 +8,12 @@ import pytest
 import torch
 
 import nas
+from nas.errors import ConfigError
 from nas.evaluate import OneShotEvaluator
+from nas.evolution.pareto import knee
 from nas.export import CostModel, build_subnet, count_flops, count_params
 from nas.export.report import accuracy
-from nas.files import ARCHIVE_FILE, FINAL_FILE, PREDICTOR_FILE, SUBNET_FILE
+from nas.files import ARCHIVE_FILE, FINAL_FILE, PREDICTOR_FILE, SUBNET_FILE, SUPERNET_FILE
 from nas.io import read_json, read_jsonl
 from nas.pipeline import Run, run
 from nas.predictor import load_predictor
@@ -414,3 +416,42 @@ def test_scores_on_augmented_data_are_reproduced_by_a_new_process_and_the_export
     assert state.evaluator.evaluate([arch])[0].value == final["oneshot_score"]
     net, _ = nas.load_subnet(tmp_path / "run" / SUBNET_FILE)
     assert accuracy(net, state.evaluator.val) == pytest.approx(final["oneshot_score"])
+
+
+def test_a_latency_budget_and_two_objectives_export_the_front_and_its_knee(quick_cfg, tmp_path):
+    cache = f"latency.cache_dir={tmp_path / 'cache'}"
+    cfg = quick_cfg("stages=[search,derive]", cache)
+    run(cfg)
+    latency = Run(cfg).latency  # measured once, then read from the cache
+    space = get_space("darts")
+    times = sorted(latency.ms(space.sample(random.Random(i))) for i in range(200))
+    limit = times[len(times) // 2]
+    run(
+        quick_cfg(
+            "objectives=[score,latency]",
+            f"constraints.max_latency_ms={limit}",
+            "export.choice=knee",
+            cache,
+        )
+    )
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    records = list(read_jsonl(tmp_path / ARCHIVE_FILE))
+    assert all(latency.ms(space.from_str(r["arch"])) <= limit for r in records)
+    final = read_json(tmp_path / FINAL_FILE)
+    front = final["front"]
+    ms, scores = [f["latency_ms"] for f in front], [f["score"] for f in front]
+    assert ms == sorted(ms) and scores == sorted(scores)  # faster archs score less
+    assert all(latency.ms(space.from_str(f["arch"])) == f["latency_ms"] for f in front)
+    for r in records:  # every archived arch is on the front or beaten by a member of it
+        t = latency.ms(space.from_str(r["arch"]))
+        assert any(m <= t and s >= r["score"] for m, s in zip(ms, scores, strict=True))
+    k = knee(np.array([[-s, m] for s, m in zip(scores, ms, strict=True)]))
+    assert final["arch"] == front[k]["arch"] and final["latency_ms"] <= limit
+    assert final["objectives"] == ["score", "latency"] and final["choice"] == "knee"
+    assert "plots/pareto.png" in final["plots"]
+
+
+def test_a_latency_budget_no_arch_meets_fails_before_training(quick_cfg, tmp_path):
+    with pytest.raises(ConfigError, match=r"constraints\.max_latency_ms=1e-06 is below"):
+        run(quick_cfg("constraints.max_latency_ms=0.000001", f"latency.cache_dir={tmp_path}"))
+    assert not (tmp_path / SUPERNET_FILE).exists()

@@ -92,3 +92,20 @@ def hypervolume_2d(points: np.ndarray, reference: tuple[float, float]) -> float:
     front = p[p[:, 1] < lowest_before]  # the staircase: the second objective falls
     xs = np.append(front[1:, 0], rx)
     return float(((xs - front[:, 0]) * (ry - front[:, 1])).sum())
+
+
+def knee(points: np.ndarray) -> int:
+    """The knee of a 2-D front ``[N, 2]`` (both minimised; rows of the front only): the row
+    farthest from the line through the front's two ends, each objective scaled to [0, 1]
+    over the front (the first end with one point or a flat front)."""
+    p = np.asarray(points, dtype=float)
+    if len(p) <= 2:
+        return 0
+    span = p.max(0) - p.min(0)
+    q = (p - p.min(0)) / np.where(span > 0, span, 1.0)
+    a, b = q[np.argmin(q[:, 0])], q[np.argmax(q[:, 0])]
+    d = b - a
+    if not d.any():
+        return 0
+    distance = np.abs(d[0] * (q[:, 1] - a[1]) - d[1] * (q[:, 0] - a[0])) / np.hypot(*d)
+    return int(np.argmax(distance))

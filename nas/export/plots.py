@@ -148,10 +148,10 @@ def search_curve(scores: Sequence[float], stages: Sequence[str], out: Path) -> P
     return _save(fig, out / "search_curve.png")
 
 
-def pareto_front(params: Sequence[float], scores: Sequence[float]) -> list[int]:
-    """Indices of the points no other point beats on both fewer params and a higher score,
-    by increasing params."""
-    order = sorted(range(len(params)), key=lambda i: (params[i], -scores[i]))
+def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
+    """Indices of the points no other point beats on both a lower cost and a higher score,
+    by increasing cost."""
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], -scores[i]))
     front, best = [], -np.inf
     for i in order:
         if scores[i] > best:
@@ -160,20 +160,28 @@ def pareto_front(params: Sequence[float], scores: Sequence[float]) -> list[int]:
     return front
 
 
-def score_vs_params(params: Sequence[int], scores: Sequence[float], final: int, out: Path) -> Path:
-    """Every archived arch's score against its parameters, the Pareto front, the final arch."""
+def score_vs_cost(
+    costs: Sequence[float],
+    scores: Sequence[float],
+    final: int,
+    out: Path,
+    label: str,
+    name: str,
+) -> Path:
+    """Every archived arch's score against a cost (``label``: parameters, latency, ...), the
+    Pareto front, the final arch; ``<name>.png``."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.scatter(params, scores, s=12, alpha=0.5, label="archive")
-    front = pareto_front(params, scores)
+    ax.scatter(costs, scores, s=12, alpha=0.5, label="archive")
+    front = pareto_front(costs, scores)
     ax.step(
-        [params[i] for i in front],
+        [costs[i] for i in front],
         [scores[i] for i in front],
         where="post",
         c="tab:red",
         label="Pareto front",
     )
-    ax.scatter([params[final]], [scores[final]], marker="*", s=200, c="gold", ec="k", label="final")
-    ax.set(xlabel="parameters", ylabel="one-shot score", title="score vs parameters")
+    ax.scatter([costs[final]], [scores[final]], marker="*", s=200, c="gold", ec="k", label="final")
+    ax.set(xlabel=label, ylabel="score", title=f"score vs {label}")
     ax.legend()
-    return _save(fig, out / "score_vs_params.png")
+    return _save(fig, out / f"{name}.png")

@@ -61,6 +61,8 @@ def export_final(
     onnx: bool = True,
     plots: bool = True,
     shortlist: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    pareto: tuple[str, Callable[[Arch], float]] | None = None,
 ) -> dict[str, Any]:
     """Export ``best`` (the best of ``entries``, the one-shot scores) and return
     ``final.json``'s record.
@@ -80,7 +82,9 @@ def export_final(
 
     ``shortlist``: the shortlist stage's record of ``best`` (its brief training's accuracy and
     loss on the arch half, steps, how many candidates), kept as ``final.json``'s
-    ``shortlist`` (``None`` without that stage).
+    ``shortlist`` (``None`` without that stage). ``extra``: further keys of the record (the
+    objectives, the front, the latency). ``pareto``: ``(name, value of an arch)`` of a cost
+    objective: ``plots/pareto.png`` draws the scores against it.
     """
     start = time.perf_counter()
     record: dict[str, Any] = {
@@ -104,6 +108,7 @@ def export_final(
         "queries": len(entries),
         "query_seconds": sum(e.score.cost.seconds for e in entries),
         "files": {},
+        **(extra or {}),
     }
     if supernet is not None:
         _export_subnet(
@@ -120,7 +125,7 @@ def export_final(
         )
     if plots:
         record["plots"] = _optional(
-            "plots", lambda: _plots(run_dir, space, entries, best, cost.params)
+            "plots", lambda: _plots(run_dir, space, entries, best, cost.params, pareto)
         )
     record["export_seconds"] = time.perf_counter() - start
     (run_dir / SUMMARY_FILE).write_text(summary(record, run_dir))
@@ -188,6 +193,7 @@ def _plots(
     entries: Sequence[Entry],
     best: Entry,
     params_of: Callable[[Arch], int],
+    pareto: tuple[str, Callable[[Arch], float]] | None = None,
 ) -> list[str]:
     from nas.export import plots
 
@@ -201,11 +207,18 @@ def _plots(
     files.append(
         plots.search_curve([e.score.value for e in entries], [e.stage for e in entries], out)
     )
+    scores, final = [e.score.value for e in entries], entries.index(best)
     params = [params_of(e.arch) for e in entries]
-    files.append(
-        plots.score_vs_params(params, [e.score.value for e in entries], entries.index(best), out)
-    )
+    files.append(plots.score_vs_cost(params, scores, final, out, "parameters", "score_vs_params"))
+    if pareto is not None:
+        name, value = pareto
+        costs = [value(e.arch) for e in entries]
+        files.append(plots.score_vs_cost(costs, scores, final, out, COST_LABELS[name], "pareto"))
     return [str(Path(f).relative_to(run_dir)) for f in files]
+
+
+#: the axis label of each cost objective
+COST_LABELS = {"latency": "latency (ms)", "params": "parameters", "flops": "FLOPs per image"}
 
 
 def _shown(value: float | None, spec: str) -> str:
@@ -234,6 +247,13 @@ def summary(record: Mapping[str, Any], run_dir: Path) -> str:
         f"| found by | {record['found_by']['algorithm']} (stage `{record['found_by']['stage']}`) |",
         f"| queries | {record['queries']} ({record['query_seconds']:.1f} s) |",
     ]
+    if record.get("latency_ms") is not None:
+        lines.append(f"| latency ({record['latency_device']}) | {record['latency_ms']:.3f} ms |")
+    if record.get("front"):
+        lines.append(
+            f"| front ({', '.join(record['objectives'])}) | {len(record['front'])} archs, "
+            f"export.choice={record['choice']} |"
+        )
     if record.get("onnx"):
         lines.append(
             f"| ONNX | `{record['onnx']['file']}` (max abs diff {record['onnx']['max_abs_diff']:.1e}) |"

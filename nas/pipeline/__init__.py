@@ -172,7 +172,7 @@ STAGES: tuple[Stage, ...] = (
         "sample",
         scoring.sample,
         lambda r: _sampled(r) >= r.cfg.sample.size,
-        ("sample", "prescreen", "constraints", "space.subnet", *SCORER_KEYS),
+        ("sample", "prescreen", "constraints", "latency", "space.subnet", *SCORER_KEYS),
         reads=("derive", *SCORER_INPUTS),
     ),
     Stage(
@@ -182,7 +182,15 @@ STAGES: tuple[Stage, ...] = (
             (r.path(PREDICTOR_FILE).exists() or r.cfg.evolution.algorithm != "refine")
             and len(r.scored_entries()) >= _sampled(r) + r.cfg.evolution.budget
         ),
-        ("evolution", "predictor", "prescreen", "constraints", "space.subnet"),
+        (
+            "evolution",
+            "predictor",
+            "prescreen",
+            "constraints",
+            "objectives",
+            "latency",
+            "space.subnet",
+        ),
         reads=("sample",),
         files=(PREDICTOR_FILE,),
     ),
@@ -190,7 +198,7 @@ STAGES: tuple[Stage, ...] = (
         "shortlist",
         scoring.shortlist,
         lambda r: r.path(SHORTLIST_FILE).exists() and read_json(r.path(SHORTLIST_FILE))["done"],
-        ("shortlist", "constraints", *TRAINING_KEYS),
+        ("shortlist", "constraints", "latency", "export.choice", *TRAINING_KEYS),
         reads=("evolve", "sample"),
         files=(SHORTLIST_FILE,),
         applies=scoring.shortlist_applies,
@@ -199,7 +207,7 @@ STAGES: tuple[Stage, ...] = (
         "export",
         scoring.export,
         lambda r: r.path(FINAL_FILE).exists(),
-        ("export", "constraints", "space.subnet", "shortlist.size"),
+        ("export", "constraints", "objectives", "latency", "space.subnet", "shortlist.size"),
         reads=("evolve", "sample", "shortlist"),
     ),
     Stage(
@@ -298,6 +306,8 @@ def run(cfg: DictConfig) -> RunResult | None:
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     state = Run(cfg)
+    if state.rank_zero and any(s in cfg.stages for s in ("sample", "evolve", "export")):
+        state.check_constraints()  # a budget no arch meets: before any stage moves files
     skipped: list[Stage] = []  # rank-zero-only stages the other ranks have not waited for
     try:
         for name in cfg.stages:

@@ -9,8 +9,6 @@ and is replaced atomically after each stage.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
 from collections.abc import Collection, Sequence
@@ -19,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from nas.io import read_json, write_json_atomic
+from nas.io import digest, read_json, write_json_atomic
 
 STAGES_FILE = "stages.json"
 STALE_DIR = "stale"  # outputs of a stage redone with other settings, moved aside
@@ -27,15 +25,14 @@ STALE_DIR = "stale"  # outputs of a stage redone with other settings, moved asid
 Fingerprint = dict[str, Any]  # {"settings": {key: value}, "inputs": {stage: digest | None}}
 
 
-def digest(obj: Any) -> str:
-    """A short stable hash of a JSON-able value."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
 #: keys that say how a network runs, never what it computes: a run resumed with other values
 #: (a search continued on a GPU) redoes nothing
 EXECUTION_KEYS = frozenset(
-    [*(f"space.supernet.{k}" for k in ("backend", "compile", "channels_last")), "search.cuda_graph"]
+    [
+        *(f"space.supernet.{k}" for k in ("backend", "compile", "channels_last")),
+        "search.cuda_graph",
+        "latency.cache_dir",
+    ]
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 
 from omegaconf import OmegaConf
 from pytorch_lightning.loggers import WandbLogger
@@ -14,12 +15,15 @@ from nas.evaluate.brief import brief_training
 from nas.evolution import (
     RefineConfig,
     Tracker,
+    nsga2,
     random_search,
     refine,
     regularized_evolution,
     sample_around,
 )
 from nas.evolution.archive import Entry, finite
+from nas.evolution.nsga2 import objectives
+from nas.evolution.pareto import knee, non_dominated_fronts
 from nas.export import export_final
 from nas.files import ARCHIVE_FILE, DERIVED_FILE, PREDICTOR_FILE, SHORTLIST_FILE
 from nas.io import read_json, write_json_atomic
@@ -67,7 +71,9 @@ def sample(run: Run) -> None:
 
 
 def evolve(run: Run) -> None:
-    """Search from the sampled subnets with ``evolution.algorithm``; every evaluation archived."""
+    """Search from the sampled subnets with ``evolution.algorithm``; every evaluation archived.
+    With several ``objectives`` the refiner selects by NSGA-II's order and ranks candidates
+    by predicted hypervolume gain, and ``regularized`` runs NSGA-II (its multi-objective form)."""
     cfg = run.cfg.evolution
     init = [e.arch for e in run.scored_entries(SAMPLE_STAGE)]
     rng = run.rng("evolve")
@@ -105,12 +111,24 @@ def _evolve(
             refine_cfg,
             init=init,
             prescreen=run.prescreen,
+            costs=run.costs,
         )
         scored = finite(tracker.history)
         if len(scored) >= 2:  # the predictor's final fit, on everything the search scored
             archs, scores = [e.arch for e in scored], [e.score.value for e in scored]
             predictor.fit(archs, scores)
             save_predictor(run.path(PREDICTOR_FILE), predictor, archs, scores, options)
+    elif cfg.algorithm == "regularized" and run.costs is not None:
+        nsga2(
+            evaluator,
+            run.costs,
+            budget,
+            rng,
+            run.archive,
+            run.feasible,
+            cfg.population_size,
+            init=init,
+        )
     elif cfg.algorithm == "regularized":
         regularized_evolution(
             evaluator,
@@ -191,9 +209,11 @@ def shortlist(run: Run) -> None:
 
 
 def export(run: Run) -> None:
-    """Write the best arch (the shortlist's winner when that stage ran, else the best scored)
-    as ``final.json``, ``subnet.pt``, ``subnet.onnx``, ``summary.md``, ``plots/`` (a
-    training-free run has no weights: no ``subnet.*``)."""
+    """Write the chosen arch as ``final.json``, ``subnet.pt``, ``subnet.onnx``, ``summary.md``,
+    ``plots/`` (a training-free run has no weights: no ``subnet.*``). The choice: the
+    shortlist's winner when that stage ran, else the best scored; with several ``objectives``,
+    ``final.json`` also holds the front of the feasible archs (and ``plots/pareto.png``), and
+    ``export.choice=knee`` takes the front's knee."""
     entries = feasible_entries(run)
     dm = run.datamodule
     best = max(entries, key=lambda e: e.rank)
@@ -203,6 +223,15 @@ def export(run: Run) -> None:
             (e for e in entries if run.space.to_str(e.arch) == short["arch"]),
             key=lambda e: e.rank,
         )
+    front = pareto_front(run, entries)
+    if front and run.cfg.export.choice == "knee":
+        best = front[knee(objectives(front, run.costs)[:, :2])]
+    extra = {"objectives": list(run.cfg.objectives), "choice": run.cfg.export.choice}
+    if run.cfg.constraints.max_latency_ms is not None or "latency" in run.cfg.objectives:
+        extra["latency_ms"] = run.latency.ms(best.arch)
+        extra["latency_device"] = run.latency.key["device"]
+    if front:
+        extra["front"] = [_front_record(run, e) for e in front]
     module = None if run.training_free else run.supernet_for(best.arch)
     record = export_final(
         run.dir,
@@ -220,12 +249,44 @@ def export(run: Run) -> None:
         onnx=run.cfg.export.onnx,
         plots=run.cfg.export.plots,
         shortlist=short,
+        extra=extra,
+        pareto=_pareto_axis(run),
     )
     for logger in build_loggers(run.cfg):
         if isinstance(logger, WandbLogger):
             from nas.export.wandb_report import report_to_wandb
 
             report_to_wandb(logger, run.dir, run.space, entries, record)
+
+
+def pareto_front(run: Run, entries: list[Entry]) -> list[Entry]:
+    """The distinct feasible archs no other beats on every objective, by the first cost
+    objective (fastest first); empty with the score alone."""
+    if run.costs is None:
+        return []
+    distinct: dict[str, Entry] = {}
+    for e in sorted(entries, key=lambda e: e.rank, reverse=True):
+        distinct.setdefault(run.space.to_str(e.arch), e)
+    unique = list(distinct.values())
+    front = [unique[i] for i in non_dominated_fronts(objectives(unique, run.costs))[0]]
+    return sorted(front, key=lambda e: (run.costs(e.arch)[0], -e.rank))
+
+
+def _front_record(run: Run, e: Entry) -> dict:
+    record = {
+        "arch": run.space.to_str(e.arch),
+        "score": e.score.value,
+        "params": run.cost.params(e.arch),
+        "flops": run.cost.flops(e.arch),
+    }
+    if "latency" in run.cfg.objectives:
+        record["latency_ms"] = run.latency.ms(e.arch)
+    return record
+
+
+def _pareto_axis(run: Run) -> tuple[str, Callable[[Arch], float]] | None:
+    """The first cost objective's name and value, the x axis of ``plots/pareto.png``."""
+    return None if run.costs is None else (run.cfg.objectives[1], lambda a: run.costs(a)[0])
 
 
 def shortlist_winner(run: Run) -> dict | None:
@@ -242,5 +303,11 @@ def shortlist_winner(run: Run) -> dict | None:
 
 
 def shortlist_applies(run: Run) -> bool:
-    """Whether the shortlist stage runs: ``shortlist.size`` > 0 and it is among ``stages``."""
-    return run.cfg.shortlist.size > 0 and "shortlist" in run.cfg.stages
+    """Whether the shortlist stage runs: ``shortlist.size`` > 0, it is among ``stages`` and
+    export takes the best arch (``export.choice=best``: the knee of a front is not the
+    shortlist's)."""
+    return (
+        run.cfg.shortlist.size > 0
+        and "shortlist" in run.cfg.stages
+        and run.cfg.export.choice == "best"
+    )

@@ -21,8 +21,16 @@ from nas.evaluate import OneShotEvaluator, ProxyEvaluator
 from nas.evaluate.base import Evaluator
 from nas.evaluate.scorer import Component, ScorerEvaluator, reference_stats, scorer_source
 from nas.evolution import Archive
+from nas.evolution.nsga2 import Costs
 from nas.evolution.progress import query_progress
 from nas.export import CostModel
+from nas.export.latency import (
+    LatencyModel,
+    cached_latency,
+    latency_file,
+    latency_key,
+    measure_latency,
+)
 from nas.files import (
     ARCHIVE_FILE,
     FEATURES_FILE,
@@ -31,8 +39,8 @@ from nas.files import (
     SPLITS_FILE,
     SUPERNET_FILE,
 )
-from nas.io import read_json, write_json_atomic
-from nas.pipeline.records import StageRecords, digest, settings
+from nas.io import digest, read_json, write_json_atomic
+from nas.pipeline.records import StageRecords, settings
 from nas.predictor.encoding import Features
 from nas.search import SupernetModule, build_space
 from nas.search.checkpoints import module_from_checkpoint
@@ -249,11 +257,53 @@ class Run:
         image = dm.fixed_batches("weights", 1, 1)[0][0]
         return CostModel(self.space, dm.num_classes, dm.in_channels, image.shape[-1])
 
+    @cached_property
+    def latency(self) -> LatencyModel:
+        """The latency table of the space's standalone network on the run's device for a batch
+        of ``latency.batch_size`` images of the dataset's size (``nas.export.latency``),
+        measured once per device and cached under ``latency.cache_dir``."""
+        cfg, dm = self.cfg.latency, self.datamodule
+        image = dm.fixed_batches("weights", 1, 1)[0][0]
+        x = torch.randn(cfg.batch_size, *image.shape[1:], device=self.device)
+        space = {"name": self.cfg.space.name, **dict(self.cfg.space.get("subnet") or {})}
+        key = latency_key(space, x.shape, dm.num_classes, self.device)
+        return cached_latency(
+            Path(cfg.cache_dir) / latency_file(key),
+            self.space,
+            lambda: measure_latency(
+                self.space, dm.num_classes, x, key, cfg.warmup, cfg.repeats, cfg.calibration
+            ),
+        )
+
+    @cached_property
+    def costs(self) -> Costs | None:
+        """The objectives after ``score`` (``objectives``) of an arch, each minimised;
+        ``None`` with the score alone."""
+        names = list(self.cfg.objectives[1:])
+        if not names:
+            return None
+        of = {"latency": self.latency.ms, "params": self.cost.params, "flops": self.cost.flops}
+        return lambda arch: [float(of[name](arch)) for name in names]
+
+    def check_constraints(self) -> None:
+        """Raise :class:`ConfigError` when ``constraints.max_latency_ms`` is below the
+        fastest network the space holds on this device."""
+        budget = self.cfg.constraints.max_latency_ms
+        if budget is not None and self.latency.fastest_ms() > budget:
+            raise ConfigError(
+                f"constraints.max_latency_ms={budget} is below the fastest network of space "
+                f"{self.cfg.space.name!r} on {self.latency.key['device']} "
+                f"({self.latency.fastest_ms():.3f} ms for a batch of "
+                f"{self.cfg.latency.batch_size}): raise it"
+            )
+
     def feasible(self, arch: Arch) -> bool:
         c = self.cfg.constraints
         if c.max_params is not None and self.cost.params(arch) > c.max_params:
             return False
-        return c.max_flops is None or self.cost.flops(arch) <= c.max_flops
+        if c.max_flops is not None and self.cost.flops(arch) > c.max_flops:
+            return False
+        return c.max_latency_ms is None or self.latency.ms(arch) <= c.max_latency_ms
 
     @cached_property
     def producer(self) -> dict[str, str]:
