@@ -1,11 +1,10 @@
 """Latency of an arch's network on the run's own device, from a lookup table of its ops.
 
 Following once-for-all's latency tables ("Once-for-All: Train One Network and Specialize it
-for Efficient Deployment", arXiv 1908.09791): each op of the space's standalone network (the
-one ``retrain`` trains and a user deploys) is timed once on the input it gets there
-(:func:`~nas.export.cost.standalone_ops`; ops of one description and input shape are timed
-once), in eval mode without gradients, at the run's batch size and image size on the run's
-device. An arch's latency is the sum of its ops' plus a fixed part (stem, cell
+for Efficient Deployment", arXiv 1908.09791): each op on each edge of the space's standalone
+network (the one ``retrain`` trains and a user deploys) is timed where it runs, inside the
+networks of :func:`~nas.export.cost.covering_archs`, in eval mode without gradients, at the
+run's batch size and image size on the run's device. An arch's latency is the sum of its ops' plus a fixed part (stem, cell
 preprocessing, reductions, head and the glue between ops), calibrated as the median, over a
 few random archs timed end to end, of their time less their ops'. A ``none`` edge costs
 nothing.
@@ -22,8 +21,10 @@ import platform
 import random
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from nas.export.cost import Edge, _chosen, standalone_ops
+from nas.export.cost import Edge, _chosen, _edge_modules, covering_archs
 from nas.io import digest, read_json, write_json_atomic
 from nas.spaces import Arch, SearchSpace
 
@@ -40,21 +41,30 @@ from nas.spaces import Arch, SearchSpace
 EdgeKey = str
 
 
-def time_ms(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> float:
-    """The median wall time of ``fn()`` in milliseconds over ``repeats`` calls after
-    ``warmup`` untimed ones (the device synchronised around each call)."""
+def interleaved_ms(
+    fns: Sequence[Callable[[], Any]], device: torch.device, warmup: int, repeats: int
+) -> list[float]:
+    """The median wall time in milliseconds of each of ``fns`` over ``repeats`` calls after
+    ``warmup`` untimed ones (the device synchronised around each call). The calls are made
+    in turns, an untimed and a timed one of each per round, so that the machine's slow
+    spells (other jobs, clock changes) fall on every function alike while each is timed with
+    its own data in the caches: timed one after the other, the same 15 DARTS networks ranked
+    at Spearman 0.54 between two passes on a 2-core machine, in turns 0.94."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times: list[list[float]] = [[] for _ in fns]
     with torch.no_grad():
-        for _ in range(warmup):
-            fn()
-        times = []
+        for fn in fns:
+            for _ in range(warmup):
+                fn()
         for _ in range(repeats):
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+            for fn, out in zip(fns, times, strict=True):
+                fn()  # untimed: the caches hold this function's data, as when it runs alone
+                sync()
+                start = time.perf_counter()
+                fn()
+                sync()
+                out.append((time.perf_counter() - start) * 1e3)
+    return [statistics.median(t) for t in times]
 
 
 def device_name(device: torch.device) -> str:
@@ -151,37 +161,81 @@ def measure_latency(
     seed: int = 0,
 ) -> LatencyModel:
     """Time every op of ``space``'s standalone networks on input ``x`` (on its device) and
-    calibrate the fixed part on ``calibration`` random archs; the table, labelled ``key``."""
-    device = x.device
-    in_channels = x.shape[1]
-    found, _ = standalone_ops(space, num_classes, in_channels, x.cpu()[:1])
-    memo: dict[tuple[str, tuple[int, ...]], float] = {}
+    calibrate the fixed part on ``calibration`` random archs; the table, labelled ``key``.
+
+    Each op is timed where it runs: in the networks of
+    :func:`~nas.export.cost.covering_archs`, between hooks around each edge's module (the
+    median of ``repeats`` forwards of the networks in turns), so its time holds the caches'
+    state and the dispatch it has inside a network."""
     ops: dict[EdgeKey, dict[int, float]] = {}
-    for (i, kind, e), row in found.items():
-        for j, (op, shape) in row.items():
-            if space.op_names[j] == "none":
-                continue
-            full = (len(x), *shape[1:])
-            memo_key = (repr(op), full)
-            if memo_key not in memo:
-                op = op.to(device).eval()
-                inp = torch.randn(full, device=device)
-                memo[memo_key] = time_ms(lambda op=op, inp=inp: op(inp), device, warmup, repeats)
-            ops.setdefault(_edge_key((i, kind, e)), {})[j] = memo[memo_key]
+    none = space.op_names.index("none") if "none" in space.op_names else None
+    archs = list(covering_archs(space))
+    nets = [_network(space, a, num_classes, x) for a in archs]
+    edges = {(n, *edge): m for n, net in enumerate(nets) for edge, m in _edge_modules(net).items()}
+    with _timing_edges(edges, x.device) as times:
+        interleaved_ms([partial(net, x) for net in nets], x.device, warmup, repeats)
+    for (n, i, kind, e), samples in times.items():
+        j = _chosen(space, archs[n])[kind][e]
+        if j != none:
+            ops.setdefault(_edge_key((i, kind, e)), {}).setdefault(
+                j, statistics.median(samples[warmup + 1 :: 2])
+            )
     model = LatencyModel(space, 0.0, ops, dict(key))
     rng = random.Random(seed)
     archs = [space.sample(rng) for _ in range(calibration)]
-    measured = [end_to_end_ms(space, a, num_classes, x, warmup, repeats) for a in archs]
+    measured = end_to_end_ms(space, archs, num_classes, x, warmup, repeats)
     model.base_ms = statistics.median(m - model.ms(a) for a, m in zip(archs, measured, strict=True))
     return model
 
 
+@contextmanager
+def _timing_edges(
+    edges: Mapping[Any, nn.Module], device: torch.device
+) -> Iterator[dict[Any, list[float]]]:
+    """Within it, every call's milliseconds of each of ``edges``' modules."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times: dict[Any, list[float]] = {edge: [] for edge in edges}
+    started: dict[Any, float] = {}
+
+    def before(edge: Any, module: nn.Module, args: Any) -> None:
+        sync()
+        started[edge] = time.perf_counter()
+
+    def after(edge: Any, module: nn.Module, args: Any, out: Any) -> None:
+        sync()
+        times[edge].append((time.perf_counter() - started[edge]) * 1e3)
+
+    hooks = [
+        h
+        for edge, m in edges.items()
+        for h in (
+            m.register_forward_pre_hook(partial(before, edge)),
+            m.register_forward_hook(partial(after, edge)),
+        )
+    ]
+    try:
+        yield times
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def end_to_end_ms(
-    space: SearchSpace, arch: Arch, num_classes: int, x: torch.Tensor, warmup: int, repeats: int
-) -> float:
-    """The measured latency of ``arch``'s standalone network on ``x`` (eval, no gradients)."""
-    net: nn.Module = space.build_subnet(arch, num_classes, x.shape[1]).to(x.device).eval()
-    return time_ms(lambda: net(x), x.device, warmup, repeats)
+    space: SearchSpace,
+    archs: Sequence[Arch],
+    num_classes: int,
+    x: torch.Tensor,
+    warmup: int,
+    repeats: int,
+) -> list[float]:
+    """The measured latency of each of ``archs``' standalone networks on ``x`` (eval, no
+    gradients), timed in turns (:func:`interleaved_ms`)."""
+    nets = [_network(space, a, num_classes, x) for a in archs]
+    return interleaved_ms([partial(net, x) for net in nets], x.device, warmup, repeats)
+
+
+def _network(space: SearchSpace, arch: Arch, num_classes: int, x: torch.Tensor) -> nn.Module:
+    return space.build_subnet(arch, num_classes, x.shape[1]).to(x.device).eval()
 
 
 def cached_latency(
@@ -212,7 +266,7 @@ def check(
 ) -> dict[str, Any]:
     """Time ``archs`` end to end and compare with the table: ``{"spearman", "mape" (mean
     absolute percentage error, %), "predicted_ms", "measured_ms"}``."""
-    measured = [end_to_end_ms(model.space, a, num_classes, x, warmup, repeats) for a in archs]
+    measured = end_to_end_ms(model.space, archs, num_classes, x, warmup, repeats)
     predicted = [model.ms(a) for a in archs]
     m, p = np.array(measured), np.array(predicted)
     return {
