@@ -37,7 +37,7 @@ def test_an_arch_costs_the_fixed_part_plus_its_ops(nb201):
     assert len(edges) == 3 * 6  # three stages of one cell, six edges each
     j = space.op_names.index("nor_conv_3x3")
     assert model.ms(CONV) == pytest.approx(model.base_ms + sum(model.ops[e][j] for e in edges))
-    assert model.ms(NONE) == pytest.approx(model.base_ms) == model.fastest_ms()
+    assert model.ms(NONE) == pytest.approx(model.base_ms)  # a `none` edge costs nothing
     # a 3x3 convolution on every edge is slower than the identity on every edge
     assert model.ms(CONV) > model.ms(SKIP) > model.base_ms
 

@@ -128,15 +128,6 @@ class LatencyModel:
             total += row.get(j, 0.0)  # an op the table lacks is `none`: nothing
         return total
 
-    def fastest_ms(self) -> float:
-        """A lower bound of :meth:`ms` over the space: every edge at its fastest op (``none``
-        where the space has it)."""
-        none = self.space.op_names.index("none") if "none" in self.space.op_names else None
-        total = self.base_ms
-        for row in self.ops.values():
-            total += 0.0 if none is not None else min(row.values())
-        return total
-
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key,

@@ -285,17 +285,35 @@ class Run:
         of = {"latency": self.latency.ms, "params": self.cost.params, "flops": self.cost.flops}
         return lambda arch: [float(of[name](arch)) for name in names]
 
-    def check_constraints(self) -> None:
-        """Raise :class:`ConfigError` when ``constraints.max_latency_ms`` is below the
-        fastest network the space holds on this device."""
-        budget = self.cfg.constraints.max_latency_ms
-        if budget is not None and self.latency.fastest_ms() > budget:
-            raise ConfigError(
-                f"constraints.max_latency_ms={budget} is below the fastest network of space "
-                f"{self.cfg.space.name!r} on {self.latency.key['device']} "
-                f"({self.latency.fastest_ms():.3f} ms for a batch of "
-                f"{self.cfg.latency.batch_size}): raise it"
+    def check_constraints(self, draws: int = 2000) -> None:
+        """Raise :class:`ConfigError` naming each bound when the constraints admit none of
+        ``draws`` random archs of the space (sample and evolve draw at random: such a budget
+        would leave them nothing to score), with the fastest, smallest and median drawn."""
+        c = self.cfg.constraints
+        bounds = {
+            "max_latency_ms": (c.max_latency_ms, lambda a: self.latency.ms(a), "ms"),
+            "max_params": (c.max_params, self.cost.params, "parameters"),
+            "max_flops": (c.max_flops, self.cost.flops, "FLOPs"),
+        }
+        bounds = {k: v for k, v in bounds.items() if v[0] is not None}
+        if not bounds:
+            return
+        rng = random.Random(f"{self.cfg.seed}:constraints")
+        archs = [self.space.sample(rng) for _ in range(draws)]
+        if any(self.feasible(a) for a in archs):
+            return
+        where = f" on {self.latency.key['device']}" if "max_latency_ms" in bounds else ""
+        parts = []
+        for key, (limit, value, unit) in bounds.items():
+            values = sorted(value(a) for a in archs)
+            parts.append(
+                f"constraints.{key}={limit} (least {values[0]:,.3g} {unit}, median "
+                f"{values[len(values) // 2]:,.3g})"
             )
+        raise ConfigError(
+            f"no arch of {draws} random draws of space {self.cfg.space.name!r}{where} meets "
+            f"{'; '.join(parts)}: raise the bound"
+        )
 
     def feasible(self, arch: Arch) -> bool:
         c = self.cfg.constraints
