@@ -455,3 +455,16 @@ def test_a_latency_budget_no_arch_meets_fails_before_training(quick_cfg, tmp_pat
     with pytest.raises(ConfigError, match=r"no arch .* meets constraints\.max_latency_ms=1e-06"):
         run(quick_cfg("constraints.max_latency_ms=0.000001", f"latency.cache_dir={tmp_path}"))
     assert not (tmp_path / SUPERNET_FILE).exists()
+
+
+def test_checking_the_constraints_leaves_torchs_generator_as_it_was(quick_cfg, tmp_path):
+    # the search after the check starts from the weights a run without constraints draws
+    cfg = quick_cfg(
+        "constraints.max_params=100000000",
+        "constraints.max_latency_ms=100000",
+        f"latency.cache_dir={tmp_path}",
+    )
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    Run(cfg).check_constraints()
+    assert torch.equal(torch.get_rng_state(), before)

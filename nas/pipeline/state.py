@@ -290,18 +290,21 @@ class Run:
         ``draws`` random archs of the space (sample and evolve draw at random: such a budget
         would leave them nothing to score), with the fastest, smallest and median drawn."""
         c = self.cfg.constraints
+        # values as lambdas: the cost and latency tables are built only for a bound that is set
         bounds = {
             "max_latency_ms": (c.max_latency_ms, lambda a: self.latency.ms(a), "ms"),
-            "max_params": (c.max_params, self.cost.params, "parameters"),
-            "max_flops": (c.max_flops, self.cost.flops, "FLOPs"),
+            "max_params": (c.max_params, lambda a: self.cost.params(a), "parameters"),
+            "max_flops": (c.max_flops, lambda a: self.cost.flops(a), "FLOPs"),
         }
         bounds = {k: v for k, v in bounds.items() if v[0] is not None}
         if not bounds:
             return
         rng = random.Random(f"{self.cfg.seed}:constraints")
         archs = [self.space.sample(rng) for _ in range(draws)]
-        if any(self.feasible(a) for a in archs):
-            return
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the search starts as without the check
+            if any(self.feasible(a) for a in archs):
+                return
         where = f" on {self.latency.key['device']}" if "max_latency_ms" in bounds else ""
         parts = []
         for key, (limit, value, unit) in bounds.items():
