@@ -223,7 +223,7 @@ def export(run: Run) -> None:
             (e for e in entries if run.space.to_str(e.arch) == short["arch"]),
             key=lambda e: e.rank,
         )
-    front = pareto_front(run, entries)
+    front = front_entries(run, entries)
     if front and run.cfg.export.choice == "knee":
         best = front[knee(objectives(front, run.costs)[:, :2])]
     extra = {"objectives": list(run.cfg.objectives), "choice": run.cfg.export.choice}
@@ -259,7 +259,7 @@ def export(run: Run) -> None:
             report_to_wandb(logger, run.dir, run.space, entries, record)
 
 
-def pareto_front(run: Run, entries: list[Entry]) -> list[Entry]:
+def front_entries(run: Run, entries: list[Entry]) -> list[Entry]:
     """The distinct feasible archs no other beats on every objective, by the first cost
     objective (fastest first); empty with the score alone."""
     if run.costs is None:
