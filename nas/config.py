@@ -210,7 +210,7 @@ EXPORT_CHOICES = ("best", "knee")
 
 @dataclass
 class LatencyConfig:
-    """The latency lookup table (``nas.export.latency``), measured on the run's device for the
+    """The latency lookup table (``nas.cost.latency``), measured on the run's device for the
     space's standalone network and cached under ``cache_dir``."""
 
     batch_size: int = 1  # images per timed forward

@@ -2,7 +2,7 @@
 
 For each space (its standalone network at the given sizes: NB201 C=16, 5 cells per stage;
 DARTS C=36, 20 layers, as ``retrain`` builds them), the table is measured on the device
-(``nas.export.latency``: every op timed once on its input, the fixed part calibrated on a
+(``nas.cost.latency``: every op timed once on its input, the fixed part calibrated on a
 few random archs), then ``--subnets`` other random archs are timed end to end (median of
 ``--repeats`` forwards) and compared with the table's sums: Spearman's rho and the mean
 absolute percentage error. Time it alone: another job on the cores skews every timing.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from nas.export.latency import check, device_name, latency_key, measure_latency
+from nas.cost.latency import check, device_name, latency_key, measure_latency
 from nas.io import write_json_atomic
 from nas.spaces import get_space
 

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from nas.export.latency import (
+from nas.cost.latency import (
     LatencyModel,
     cached_latency,
     check,

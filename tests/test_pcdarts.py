@@ -9,7 +9,8 @@ import torch
 from omegaconf import OmegaConf
 
 import nas
-from nas.export import CostModel, build_subnet, count_flops, count_params
+from nas.cost import CostModel, count_flops, count_params
+from nas.export import build_subnet
 from nas.export.onnx import export_onnx
 from nas.files import ARCHIVE_FILE, FINAL_FILE, SUBNET_FILE
 from nas.io import read_json, read_jsonl

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import nas
+from nas.cost import CostModel, count_flops, count_params
 from nas.errors import ConfigError
 from nas.evaluate import OneShotEvaluator
 from nas.evolution.pareto import knee
-from nas.export import CostModel, build_subnet, count_flops, count_params
+from nas.export import build_subnet
 from nas.export.report import accuracy
 from nas.files import ARCHIVE_FILE, FINAL_FILE, PREDICTOR_FILE, SUBNET_FILE, SUPERNET_FILE
 from nas.io import read_json, read_jsonl

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas.cost.sizes import CostModel, count_flops, count_params
 from nas.evaluate import recalibrate_bn
 from nas.evolution import Entry
-from nas.export.cost import CostModel, count_flops, count_params
 from nas.export.subnet import build_subnet, save_subnet
 from nas.files import (
     ALPHAS_FILE,

@@ -15,6 +15,14 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
 from nas.config import TRAINING_FREE
+from nas.cost import CostModel
+from nas.cost.latency import (
+    LatencyModel,
+    cached_latency,
+    latency_file,
+    latency_key,
+    measure_latency,
+)
 from nas.data import SearchDataModule
 from nas.errors import ConfigError, NasError
 from nas.evaluate import OneShotEvaluator, ProxyEvaluator
@@ -23,14 +31,6 @@ from nas.evaluate.scorer import Component, ScorerEvaluator, reference_stats, sco
 from nas.evolution import Archive
 from nas.evolution.nsga2 import Costs
 from nas.evolution.progress import query_progress
-from nas.export import CostModel
-from nas.export.latency import (
-    LatencyModel,
-    cached_latency,
-    latency_file,
-    latency_key,
-    measure_latency,
-)
 from nas.files import (
     ARCHIVE_FILE,
     FEATURES_FILE,
@@ -260,7 +260,7 @@ class Run:
     @cached_property
     def latency(self) -> LatencyModel:
         """The latency table of the space's standalone network on the run's device for a batch
-        of ``latency.batch_size`` images of the dataset's size (``nas.export.latency``),
+        of ``latency.batch_size`` images of the dataset's size (``nas.cost.latency``),
         measured once per device and cached under ``latency.cache_dir``."""
         cfg, dm = self.cfg.latency, self.datamodule
         image = dm.fixed_batches("weights", 1, 1)[0][0]

@@ -3,7 +3,7 @@
 Following once-for-all's latency tables ("Once-for-All: Train One Network and Specialize it
 for Efficient Deployment", arXiv 1908.09791): each op on each edge of the space's standalone
 network (the one ``retrain`` trains and a user deploys) is timed where it runs, inside the
-networks of :func:`~nas.export.cost.covering_archs`, in eval mode without gradients, at the
+networks of :func:`~nas.cost.sizes.covering_archs`, in eval mode without gradients, at the
 run's batch size and image size on the run's device. An arch's latency is the sum of its ops' plus a fixed part (stem, cell
 preprocessing, reductions, head and the glue between ops), calibrated as the median, over a
 few random archs timed end to end, of their time less their ops'. A ``none`` edge costs
@@ -33,7 +33,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from nas.export.cost import Edge, _chosen, _edge_modules, covering_archs
+from nas.cost.sizes import Edge, _chosen, _edge_modules, covering_archs
 from nas.io import digest, read_json, write_json_atomic
 from nas.spaces import Arch, SearchSpace
 
@@ -155,7 +155,7 @@ def measure_latency(
     calibrate the fixed part on ``calibration`` random archs; the table, labelled ``key``.
 
     Each op is timed where it runs: in the networks of
-    :func:`~nas.export.cost.covering_archs`, between hooks around each edge's module (the
+    :func:`~nas.cost.sizes.covering_archs`, between hooks around each edge's module (the
     median of ``repeats`` forwards of the networks in turns), so its time holds the caches'
     state and the dispatch it has inside a network."""
     ops: dict[EdgeKey, dict[int, float]] = {}
