@@ -227,8 +227,8 @@ def export(run: Run) -> None:
     if front and run.cfg.export.choice == "knee":
         best = front[knee(objectives(front, run.costs)[:, :2])]
     extra = {"objectives": list(run.cfg.objectives), "choice": run.cfg.export.choice}
-    if run.cfg.constraints.max_latency_ms is not None or "latency" in run.cfg.objectives:
-        extra["latency_ms"] = run.latency.ms(best.arch)
+    if "latency" in run.bounds or "latency" in run.cfg.objectives:
+        extra["latency_ms"] = run.cost_of("latency", best.arch)
         extra["latency_device"] = run.latency.key["device"]
     if front:
         extra["front"] = [_front_record(run, e) for e in front]
@@ -269,7 +269,8 @@ def front_entries(run: Run, entries: list[Entry]) -> list[Entry]:
         distinct.setdefault(run.space.to_str(e.arch), e)
     unique = list(distinct.values())
     front = [unique[i] for i in non_dominated_fronts(objectives(unique, run.costs))[0]]
-    return sorted(front, key=lambda e: (run.costs(e.arch)[0], -e.rank))
+    first = run.cfg.objectives[1]
+    return sorted(front, key=lambda e: (run.cost_of(first, e.arch), -e.rank))
 
 
 def _front_record(run: Run, e: Entry) -> dict:
@@ -280,13 +281,16 @@ def _front_record(run: Run, e: Entry) -> dict:
         "flops": run.cost.flops(e.arch),
     }
     if "latency" in run.cfg.objectives:
-        record["latency_ms"] = run.latency.ms(e.arch)
+        record["latency_ms"] = run.cost_of("latency", e.arch)
     return record
 
 
 def _pareto_axis(run: Run) -> tuple[str, Callable[[Arch], float]] | None:
     """The first cost objective's name and value, the x axis of ``plots/pareto.png``."""
-    return None if run.costs is None else (run.cfg.objectives[1], lambda a: run.costs(a)[0])
+    if run.costs is None:
+        return None
+    first = run.cfg.objectives[1]
+    return first, lambda arch: run.cost_of(first, arch)
 
 
 def shortlist_winner(run: Run) -> dict | None:

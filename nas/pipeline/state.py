@@ -49,6 +49,13 @@ from nas.spaces import Arch
 from nas.split.restriction import Restriction
 from nas.split.routed import RoutedEvaluator, route
 
+#: each bounded cost's ``constraints`` key and unit
+BOUND_KEYS = {
+    "params": ("max_params", "parameters"),
+    "flops": ("max_flops", "FLOPs"),
+    "latency": ("max_latency_ms", "ms"),
+}
+
 #: the stages whose outputs the one-shot scores read (the supernet, fine-tuned, split)
 SCORER_INPUTS = ("search", "finetune", "split")
 #: the settings of the scores themselves (their batches and reference archs follow the seed)
@@ -275,29 +282,32 @@ class Run:
             ),
         )
 
+    def cost_of(self, name: str, arch: Arch) -> float:
+        """``arch``'s ``latency`` (ms), ``params`` or ``flops``; each table is built when its
+        cost is first asked for."""
+        if name == "latency":
+            return self.latency.ms(arch)
+        return float(self.cost.params(arch) if name == "params" else self.cost.flops(arch))
+
     @cached_property
     def costs(self) -> Costs | None:
         """The objectives after ``score`` (``objectives``) of an arch, each minimised;
         ``None`` with the score alone."""
         names = list(self.cfg.objectives[1:])
-        if not names:
-            return None
-        of = {"latency": self.latency.ms, "params": self.cost.params, "flops": self.cost.flops}
-        return lambda arch: [float(of[name](arch)) for name in names]
+        return (lambda arch: [self.cost_of(n, arch) for n in names]) if names else None
+
+    @cached_property
+    def bounds(self) -> dict[str, float]:
+        """``{cost name: its upper bound}`` of the constraints that are set."""
+        c = self.cfg.constraints
+        limits = {"params": c.max_params, "flops": c.max_flops, "latency": c.max_latency_ms}
+        return {name: limit for name, limit in limits.items() if limit is not None}
 
     def check_constraints(self, draws: int = 2000) -> None:
         """Raise :class:`ConfigError` naming each bound when the constraints admit none of
         ``draws`` random archs of the space (sample and evolve draw at random: such a budget
-        would leave them nothing to score), with the fastest, smallest and median drawn."""
-        c = self.cfg.constraints
-        # values as lambdas: the cost and latency tables are built only for a bound that is set
-        bounds = {
-            "max_latency_ms": (c.max_latency_ms, lambda a: self.latency.ms(a), "ms"),
-            "max_params": (c.max_params, lambda a: self.cost.params(a), "parameters"),
-            "max_flops": (c.max_flops, lambda a: self.cost.flops(a), "FLOPs"),
-        }
-        bounds = {k: v for k, v in bounds.items() if v[0] is not None}
-        if not bounds:
+        would leave them nothing to score), with the least and the median drawn."""
+        if not self.bounds:
             return
         rng = random.Random(f"{self.cfg.seed}:constraints")
         archs = [self.space.sample(rng) for _ in range(draws)]
@@ -305,10 +315,11 @@ class Run:
         with torch.random.fork_rng(devices=devices):  # the search starts as without the check
             if any(self.feasible(a) for a in archs):
                 return
-        where = f" on {self.latency.key['device']}" if "max_latency_ms" in bounds else ""
+        where = f" on {self.latency.key['device']}" if "latency" in self.bounds else ""
         parts = []
-        for key, (limit, value, unit) in bounds.items():
-            values = sorted(value(a) for a in archs)
+        for name, limit in self.bounds.items():
+            key, unit = BOUND_KEYS[name]
+            values = sorted(self.cost_of(name, a) for a in archs)
             parts.append(
                 f"constraints.{key}={limit} (least {values[0]:,.3g} {unit}, median "
                 f"{values[len(values) // 2]:,.3g})"
@@ -319,12 +330,7 @@ class Run:
         )
 
     def feasible(self, arch: Arch) -> bool:
-        c = self.cfg.constraints
-        if c.max_params is not None and self.cost.params(arch) > c.max_params:
-            return False
-        if c.max_flops is not None and self.cost.flops(arch) > c.max_flops:
-            return False
-        return c.max_latency_ms is None or self.latency.ms(arch) <= c.max_latency_ms
+        return all(self.cost_of(name, arch) <= limit for name, limit in self.bounds.items())
 
     @cached_property
     def producer(self) -> dict[str, str]:
