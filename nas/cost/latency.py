@@ -37,9 +37,6 @@ from nas.cost.sizes import Edge, _chosen, _edge_modules, covering_archs
 from nas.io import digest, read_json, write_json_atomic
 from nas.spaces import Arch, SearchSpace
 
-#: the JSON key of an edge of the table
-EdgeKey = str
-
 
 def interleaved_ms(
     fns: Sequence[Callable[[], Any]], device: torch.device, warmup: int, repeats: int
@@ -50,7 +47,7 @@ def interleaved_ms(
     spells (other jobs, clock changes) fall on every function alike while each is timed with
     its own data in the caches: timed one after the other, the same 15 DARTS networks ranked
     at Spearman 0.54 between two passes on a 2-core machine, in turns 0.94."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = _synchronizer(device)
     times: list[list[float]] = [[] for _ in fns]
     with torch.no_grad():
         for fn in fns:
@@ -65,6 +62,11 @@ def interleaved_ms(
                 sync()
                 out.append((time.perf_counter() - start) * 1e3)
     return [statistics.median(t) for t in times]
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None]:
+    """What waits for ``device``'s queued work (nothing to wait for on the CPU)."""
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
 def device_name(device: torch.device) -> str:
@@ -110,34 +112,39 @@ class LatencyModel:
     """``ms(arch)``: the predicted latency in milliseconds of ``arch``'s standalone network
     for one batch of the table's input shape.
 
-    ``base_ms`` is the fixed part; ``ops[edge][op index]`` each op's time on its edge (the
-    edge as ``"<cell index>|<cell kind>|<edge>"``); ``key`` what the table was measured for.
+    ``base_ms`` is the fixed part; ``ops[(cell index, cell kind, edge)][op index]`` each op's
+    time on its edge (in JSON the edge reads ``"<cell index>|<cell kind>|<edge>"``); ``key``
+    what the table was measured for.
     """
 
     space: SearchSpace
     base_ms: float
-    ops: dict[EdgeKey, dict[int, float]]
+    ops: dict[Edge, dict[int, float]]
     key: dict[str, Any]
 
     def ms(self, arch: Arch) -> float:
         chosen = _chosen(self.space, arch)
         total = self.base_ms
-        for edge, row in self.ops.items():
-            _, kind, e = edge.split("|")
-            j = chosen[kind][int(e)]
-            total += row.get(j, 0.0)  # an op the table lacks is `none`: nothing
+        for (_, kind, e), row in self.ops.items():
+            total += row.get(chosen[kind][e], 0.0)  # an op the table lacks is `none`: nothing
         return total
 
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "base_ms": self.base_ms,
-            "ops": {e: {str(j): t for j, t in row.items()} for e, row in self.ops.items()},
+            "ops": {
+                "|".join(map(str, edge)): {str(j): t for j, t in row.items()}
+                for edge, row in self.ops.items()
+            },
         }
 
     @classmethod
     def from_json(cls, space: SearchSpace, record: Mapping[str, Any]) -> LatencyModel:
-        ops = {e: {int(j): float(t) for j, t in row.items()} for e, row in record["ops"].items()}
+        ops = {}
+        for edge, row in record["ops"].items():
+            i, kind, e = edge.split("|")
+            ops[(int(i), kind, int(e))] = {int(j): float(t) for j, t in row.items()}
         return cls(space, float(record["base_ms"]), ops, dict(record["key"]))
 
 
@@ -158,17 +165,17 @@ def measure_latency(
     :func:`~nas.cost.sizes.covering_archs`, between hooks around each edge's module (the
     median of ``repeats`` forwards of the networks in turns), so its time holds the caches'
     state and the dispatch it has inside a network."""
-    ops: dict[EdgeKey, dict[int, float]] = {}
+    ops: dict[Edge, dict[int, float]] = {}
     none = space.op_names.index("none") if "none" in space.op_names else None
     archs = list(covering_archs(space))
+    chosen = [_chosen(space, a) for a in archs]
     nets = [_network(space, a, num_classes, x) for a in archs]
     edges = {(n, *edge): m for n, net in enumerate(nets) for edge, m in _edge_modules(net).items()}
     with _timing_edges(edges, x.device) as times:
         interleaved_ms([partial(net, x) for net in nets], x.device, warmup, repeats)
     for (n, i, kind, e), samples in times.items():
-        j = _chosen(space, archs[n])[kind][e]
-        if j != none:
-            ops.setdefault(_edge_key((i, kind, e)), {}).setdefault(
+        if (j := chosen[n][kind][e]) != none:  # the timed calls: every second after warm-up
+            ops.setdefault((i, kind, e), {}).setdefault(
                 j, statistics.median(samples[warmup + 1 :: 2])
             )
     model = LatencyModel(space, 0.0, ops, dict(key))
@@ -184,7 +191,7 @@ def _timing_edges(
     edges: Mapping[Any, nn.Module], device: torch.device
 ) -> Iterator[dict[Any, list[float]]]:
     """Within it, every call's milliseconds of each of ``edges``' modules."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = _synchronizer(device)
     times: dict[Any, list[float]] = {edge: [] for edge in edges}
     started: dict[Any, float] = {}
 
@@ -266,8 +273,3 @@ def check(
         "predicted_ms": predicted,
         "measured_ms": measured,
     }
-
-
-def _edge_key(edge: Edge) -> EdgeKey:
-    i, kind, e = edge
-    return f"{i}|{kind}|{e}"
