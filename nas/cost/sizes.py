@@ -121,24 +121,8 @@ def standalone_tables(
 ) -> tuple[Cost, Table]:
     """The fixed part's cost and the table of the space's standalone networks, measured on
     the networks of :func:`covering_archs` with input ``x``."""
+    table: Table = {}
     memo: Memo = {}
-    ops, (net, chosen) = standalone_ops(space, num_classes, in_channels, x)
-    table = {
-        edge: {j: _op_cost(op, shape, memo) for j, (op, shape) in row.items()}
-        for edge, row in ops.items()
-    }
-    # the fixed part: the last network less its ops
-    last = [table[(i, kind, e)][chosen[kind][e]] for i, kind, e in _edge_modules(net)]
-    return _less((count_params(net), count_flops(net, x)), last), table
-
-
-def standalone_ops(
-    space: SearchSpace, num_classes: int, in_channels: int, x: torch.Tensor
-) -> tuple[dict[Edge, dict[int, tuple[nn.Module, torch.Size]]], tuple[nn.Module, dict]]:
-    """The ops on each edge of the standalone networks of :func:`covering_archs` (every op but
-    ``none``, at least) for input ``x``: ``({edge: {op index: (module, its input's shape)}},
-    (the last network built, the op index its arch picks on each edge, per cell kind))``."""
-    ops: dict[Edge, dict[int, tuple[nn.Module, torch.Size]]] = {}
     for arch in covering_archs(space):
         net = space.build_subnet(arch, num_classes, in_channels).eval()
         edges = _edge_modules(net)
@@ -146,8 +130,13 @@ def standalone_ops(
             net(x)
         chosen = _chosen(space, arch)
         for (i, kind, e), op in edges.items():
-            ops.setdefault((i, kind, e), {}).setdefault(chosen[kind][e], (op, inputs[(i, kind, e)]))
-    return ops, (net, chosen)
+            row = table.setdefault((i, kind, e), {})
+            j = chosen[kind][e]
+            if j not in row:
+                row[j] = _op_cost(op, inputs[(i, kind, e)], memo)
+    # the fixed part: the last network less its ops
+    ops = [table[(i, kind, e)][chosen[kind][e]] for i, kind, e in edges]
+    return _less((count_params(net), count_flops(net, x)), ops), table
 
 
 def covering_archs(space: SearchSpace) -> Iterator[Arch]:
