@@ -405,6 +405,7 @@ def _choices(cfg: Any) -> list[tuple[str, Any, list[str]]]:
         ("predictor.kind", cfg.predictor.kind, sorted(PREDICTORS)),
         ("evolution.algorithm", cfg.evolution.algorithm, ["refine", "regularized", "random"]),
         ("oneshot.metric", cfg.oneshot.metric, list(ONESHOT_METRICS)),
+        ("export.choice", cfg.export.choice, list(EXPORT_CHOICES)),
     ]
     if cfg.prescreen.proxy is not None:
         out.append(("prescreen.proxy", cfg.prescreen.proxy, available_proxies()))
@@ -450,10 +451,6 @@ def _check_objectives(cfg: Any) -> None:
     budget = cfg.constraints.max_latency_ms
     if budget is not None and not budget > 0:
         raise ConfigError(f"constraints.max_latency_ms={budget} must be > 0 (milliseconds)")
-    if cfg.export.choice not in EXPORT_CHOICES:
-        raise ConfigError(
-            f"unknown export.choice={cfg.export.choice!r}; allowed: {list(EXPORT_CHOICES)}"
-        )
     if cfg.export.choice == "knee" and len(objectives) < 2:
         raise ConfigError(
             f"export.choice=knee needs a front of two objectives; objectives={objectives} "
