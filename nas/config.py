@@ -97,7 +97,7 @@ class SearchConfig(WeightOptimConfig):
     tau_min: float = 0.1  # ... last epoch
     zero_one_weight: float = 10.0  # fairdarts zero-one loss weight
     kl_weight: float = 1e-3  # drnas KL(Dirichlet || uniform prior) weight
-    sampler: str = "uniform"  # single-path strategies (spos): uniform | fair | sandwich
+    sampler: str = "uniform"  # single-path strategies (spos): uniform | fair | sandwich | distinct
     sandwich_random: int = 2  # sandwich: random paths per step besides the largest/smallest
     cuda_graph: bool = False  # CUDA: each step's forwards and backwards replayed as CUDA graphs
 
@@ -130,7 +130,10 @@ class FinetuneConfig(WeightOptimConfig):
     sample and evolve stages rate trained single paths (the derived arch stays the search's)."""
 
     epochs: int = 10  # 0: score subnets with the searched weights as they are
-    sampler: str = "uniform"  # uniform | fair (spaces with independent edges) | sandwich
+    sampler: str = "uniform"  # uniform | fair (independent edges) | sandwich | distinct (NB201)
+    # checkpoint averaging: the fit ends with the mean of the weights at the ends of its last
+    # average_epochs epochs (0: the last weights)
+    average_epochs: int = 0
 
 
 @dataclass
@@ -155,6 +158,9 @@ class OneShotConfig:
     val_batches: int = 4  # batches of the arch (validation) half each subnet is scored on
     batch_size: int = 256
     metric: str = "accuracy"  # accuracy | loss (the negative mean cross-entropy)
+    # score each arch by the path of its class's representative (space.canonical): equal
+    # functions get equal scores, and a search.sampler=distinct supernet rates trained paths
+    canonical: bool = False
 
 
 #: ``search.strategy`` of a search that trains no supernet (``search=training_free``)
@@ -349,6 +355,7 @@ _AT_LEAST = (
     ("search.kl_weight", 0),
     ("search.sandwich_random", 0),
     ("finetune.epochs", 0),
+    ("finetune.average_epochs", 0),
     ("predictor.max_pairs", 1),
     ("predictor.k_nearest", 1),
     ("split.levels", 1),
@@ -509,19 +516,26 @@ def check_config(cfg: Any) -> None:
             f"split.method={cfg.split.method} trains its sub-supernets on one process: run the "
             f"split without trainer=ddp (e.g. stages=[split,sample,evolve,export] trainer=gpu)"
         )
-    fair = [
-        key
+    samplers = {
+        key: OmegaConf.select(cfg, key)
         for key, used in (
             ("search.sampler", cfg.search.strategy == "spos"),
             ("finetune.sampler", "finetune" in cfg.stages and cfg.finetune.epochs > 0),
         )
-        if used and OmegaConf.select(cfg, key) == "fair"
-    ]
-    if fair and not get_space(cfg.space.name).independent_edges:
-        raise ConfigError(
-            f"{fair[0]}=fair needs a space whose edges choose ops independently; space.name="
-            f"{cfg.space.name} does not (use {fair[0]}=uniform or sandwich, or space=nb201)"
-        )
+        if used
+    }
+    space = get_space(cfg.space.name)
+    for key, sampler in samplers.items():
+        if sampler == "fair" and not space.independent_edges:
+            raise ConfigError(
+                f"{key}=fair needs a space whose edges choose ops independently; space.name="
+                f"{cfg.space.name} does not (use {key}=uniform or sandwich, or space=nb201)"
+            )
+        if sampler == "distinct" and space.distinct_archs() is None:
+            raise ConfigError(
+                f"{key}=distinct needs a space that lists its distinct archs; space.name="
+                f"{cfg.space.name} does not (use {key}=uniform, or space=nb201)"
+            )
     _check_scorer(cfg.scorer, cfg.predictor.features)
     _check_objectives(cfg)
     if "retrain" in cfg.stages and not 0 <= cfg.retrain.val_portion < 1:

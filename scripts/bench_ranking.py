@@ -12,6 +12,11 @@ DARTS epoch costs several single-path epochs). Rows (``--rows``):
 * ``default``: exactly what the default pipeline does: the experiment's search (first-order
   DARTS), then the single-path fine-tune (``finetune.*`` defaults), the budget split between
   them in the ratio of the experiment's ``search.epochs`` to ``finetune.epochs``;
+* ``distinct``, ``average``: the ``default`` row's training with one change of "Evaluating
+  Efficient Performance Estimators of Neural Architectures" (arXiv 2008.03064): the
+  fine-tune draws NB201's distinct functions (``finetune.sampler=distinct``, cells scored by
+  their class's representative), or ends with the average of its last two epochs' weights
+  (``finetune.average_epochs=2``);
 * ``nas_lid``, ``gm``: a single-path supernet split ``--split-levels`` times (NAS-LID's LID
   comparison, or gradient matching), half the budget for the warm-up and half for the
   sub-supernets' fine-tunes; scored by routing each cell to its sub-supernet. The peak memory
@@ -69,6 +74,10 @@ ROWS = {
     "spos-fair": ["search=spos", "search.sampler=fair"],
     "spos-sandwich": ["search=spos", "search.sampler=sandwich"],
     "default": [],
+    # the default training with de-isomorphic paths in the fine-tune, scored by representatives
+    "distinct": ["finetune.sampler=distinct", "oneshot.canonical=true"],
+    # the default training, the fine-tune's last two epochs' weights averaged
+    "average": ["finetune.average_epochs=2"],
     # one batch and one path per op keep a split comparison near a minute on this CPU
     "nas_lid": ["search=nas_lid", "split.batches=1", "split.paths=1"],
     "gm": ["search=gm", "split.batches=1", "split.paths=1"],
@@ -79,7 +88,7 @@ ROWS = {
 }
 SPLIT_ROWS = ("nas_lid", "gm")
 UNTRAINED_ROWS = ("proxy",)
-DEFAULT_TRAINING = ("default", "hybrid")
+DEFAULT_TRAINING = ("default", "distinct", "average", "hybrid")
 
 
 def compose(overrides: list[str]):

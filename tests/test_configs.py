@@ -250,6 +250,16 @@ def test_fair_finetune_on_the_darts_space_fails_before_the_search(tiny_cfg, tmp_
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_distinct_finetune_on_the_darts_space_fails_before_the_search(tiny_cfg, tmp_path):
+    """The DARTS space cannot list its distinct archs: the sampler is refused at start-up."""
+    cfg = tiny_cfg(
+        "stages=[search,derive,finetune]", "finetune.epochs=1", "finetune.sampler=distinct"
+    )
+    with pytest.raises(ConfigError, match=r"finetune\.sampler=distinct"):
+        run(cfg)
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_a_retrain_holdout_out_of_range_fails_before_the_search(tiny_cfg, tmp_path):
     cfg = tiny_cfg("stages=[search,derive,retrain]", "retrain.val_portion=1.5")
     with pytest.raises(ConfigError, match=r"retrain\.val_portion=1\.5"):

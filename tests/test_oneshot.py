@@ -125,3 +125,14 @@ def test_darts_space_scores_the_single_path_of_each_arch():
     scores = OneShotEvaluator(supernet, calib, [(x, labels)]).evaluate([a, b])
     assert scores[0].value == 100.0
     assert scores[1].value < 100.0
+
+
+def test_canonical_scores_every_spelling_of_a_function_alike(setup):
+    space, supernet, calib, val = setup
+    dead = ("nor_conv_3x3", "none", "none", "nor_conv_1x1", "none", "none")  # edge 0 is dead
+    rep = space.canonical(dead)
+    assert rep == ("none", "none", "none", "nor_conv_1x1", "none", "none")
+    plain = OneShotEvaluator(supernet, calib, val, metric="loss")
+    canonical = OneShotEvaluator(supernet, calib, val, metric="loss", canonical=True)
+    scores = [e.evaluate([dead, rep])[i].value for e in (plain, canonical) for i in (0, 1)]
+    assert scores[2] == scores[3] == scores[1]  # canonical: the representative's path

@@ -249,6 +249,40 @@ def test_finetune_trains_single_paths(quick_cfg, tmp_path):
     assert (tmp_path / "finetune" / "checkpoints" / "last.ckpt").exists()
 
 
+def test_finetune_on_distinct_paths_ends_with_its_last_epochs_averaged(tiny_cfg, tmp_path):
+    """``finetune.sampler=distinct`` with ``finetune.average_epochs=2``: the fine-tuned
+    supernet is the mean of the weights at the ends of its two epochs (the first read from
+    its epoch-0 checkpoint, the second from the same fine-tune without averaging)."""
+    import shutil
+
+    from nas.search.checkpoints import read_checkpoint
+
+    nb201 = (*QUICK, "space=nb201", "search=spos")
+    run(tiny_cfg(*nb201, "stages=[search,derive]"))
+    plain = tmp_path / "plain"
+    shutil.copytree(tmp_path, plain)
+    finetune = ("stages=[finetune]", "finetune.epochs=2", "finetune.sampler=distinct")
+    keep_all = "callbacks.model_checkpoint.save_top_k=-1"  # best-000.ckpt stays
+    run(tiny_cfg(*nb201, *finetune, "finetune.average_epochs=2", keep_all))
+    run(tiny_cfg(*nb201, *finetune, f"paths.output_dir={plain}"))
+
+    def weights(checkpoint: dict, key: str = "state_dict") -> dict[str, torch.Tensor]:
+        return {
+            k: v
+            for k, v in checkpoint[key].items()
+            if k.startswith("supernet.") and torch.is_tensor(v) and v.is_floating_point()
+        }
+
+    first = weights(
+        read_checkpoint(tmp_path / "finetune/checkpoints/best-000.ckpt"), "current_model_state"
+    )
+    last = weights(read_checkpoint(plain / "finetuned.ckpt"))
+    averaged = weights(read_checkpoint(tmp_path / "finetuned.ckpt"))
+    assert any(not torch.equal(first[k], last[k]) for k in last)
+    for k, v in averaged.items():
+        torch.testing.assert_close(v, (first[k] + last[k]) / 2)
+
+
 def test_cell_diagram_in_dot_names_every_edge_and_its_op(tmp_path, monkeypatch):
     from nas.export import plots
 

@@ -201,3 +201,46 @@ def test_a_bad_op_in_an_arch_string_names_its_position_and_the_allowed_ops():
         ArchError, match=r"normal gene 5 \['conv_7x7', 0\] \(node 2\): op must be one of"
     ):
         darts.from_str(text)
+
+
+_FIXED_OPS = {
+    "none": torch.zeros_like,
+    "skip_connect": lambda x: x,
+    "nor_conv_1x1": lambda x: torch.tanh(2 * x),
+    "nor_conv_3x3": lambda x: torch.sin(3 * x) + x * x,
+    "avg_pool_3x3": lambda x: x * x.abs() - x,
+}
+
+
+class _FixedOp(torch.nn.Module):
+    """An NB201 op as one fixed function per op kind, zero at zero (``none`` gives zeros)."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.f = _FIXED_OPS[op]
+
+    def forward(self, x):
+        return self.f(x)
+
+
+def test_nb201_canonical_cells_compute_the_same_function():
+    from nas.spaces.nb201 import NB201Cell
+
+    space = get_space("nb201")
+    reps = space.distinct_archs()
+    assert len(reps) == len(set(reps)) == 5425
+    x = torch.randn(64, dtype=torch.float64)
+
+    def cell(arch):
+        return NB201Cell([_FixedOp(op) for op in arch])(x)
+
+    rng = random.Random(0)
+    for _ in range(200):
+        arch = space.sample(rng)
+        rep = space.canonical(arch)
+        assert rep in reps and space.canonical(rep) == rep
+        assert rep.count("none") >= arch.count("none")
+        torch.testing.assert_close(cell(rep), cell(arch))
+    # distinct classes compute distinct functions (with these fixed ops, on random pairs)
+    pairs = [(rng.choice(reps), rng.choice(reps)) for _ in range(200)]
+    assert all(not torch.allclose(cell(a), cell(b)) for a, b in pairs if a != b)

@@ -337,6 +337,24 @@ def test_fair_sampler_needs_independent_edges():
         SinglePathStrategy(get_space("darts"), "fair")
 
 
+def test_distinct_sampler_draws_representatives_of_every_class_alike():
+    space = get_space("nb201")
+    strategy = SinglePathStrategy(space, "distinct", seed=1)
+    reps = set(space.distinct_archs())
+    draws = [space.derive(strategy.train_paths()[0]) for _ in range(3000)]
+    assert all(a in reps for a in draws)
+    # uniform over the 5,425 classes: the zero-output class (341 of the 15,625 cells, 2 %
+    # of uniform draws) comes up about 3000 / 5425 times
+    zero = space.canonical(("none",) * 6)
+    assert sum(a == zero for a in draws) < 10
+    assert len(set(draws)) > 2000
+
+
+def test_distinct_sampler_needs_a_space_that_lists_its_classes():
+    with pytest.raises(ConfigError, match="uniform"):
+        SinglePathStrategy(get_space("darts"), "distinct")
+
+
 @pytest.mark.parametrize("sampler", ["fair", "sandwich"])
 def test_multi_path_step_sums_gradients_into_one_update(sampler, tiny_cfg, monkeypatch):
     """One weight step of a multi-path sampler: a single optimizer step whose gradient is the

@@ -84,7 +84,8 @@ class OneShotEvaluator:
     batches as a loader yields them), then ``val_batches`` (``(inputs, labels)``) are
     classified in eval mode. The batches are moved to the supernet's device once and reused
     for every arch of an :meth:`evaluate` call; the supernet's own BatchNorm statistics and
-    train/eval mode are restored afterwards. Cost: wall seconds per arch.
+    train/eval mode are restored afterwards. With ``canonical`` an arch is scored by the path
+    of its class's representative (:meth:`SearchSpace.canonical`). Cost: wall seconds per arch.
     """
 
     source = "oneshot"
@@ -95,10 +96,12 @@ class OneShotEvaluator:
         calib_batches: Sequence[Batch],
         val_batches: Sequence[Batch],
         metric: str = "accuracy",
+        canonical: bool = False,
     ) -> None:
         if metric not in METRICS:
             raise ValueError(f"unknown one-shot metric {metric!r}; known: {list(METRICS)}")
         self.metric = metric
+        self.canonical = canonical
         if not calib_batches or not val_batches:
             raise ValueError(
                 "OneShotEvaluator needs at least one calibration and one validation batch"
@@ -115,6 +118,8 @@ class OneShotEvaluator:
 
     @torch.no_grad()
     def _score(self, arch: Arch) -> float:
+        if self.canonical:
+            arch = self.space.canonical(arch)
         weights = {k: w.to(self.device) for k, w in self.space.one_hot(arch).items()}
         recalibrate_bn(self.supernet, lambda x: self.supernet(x, weights), self.calib)
         total, summed = 0, 0.0  # correct predictions, or the cross-entropy, summed

@@ -229,12 +229,17 @@ class Run:
     def oneshot_evaluator(self) -> Evaluator:
         """One-shot scores: of the supernet, or routed to the sub-supernets after a split."""
         calib, val = self.oneshot_batches
-        metric = self.cfg.oneshot.metric
+        o = self.cfg.oneshot
         if self.leaves is None:
-            return OneShotEvaluator(self.supernet_module.supernet, calib, val, metric)
+            return OneShotEvaluator(
+                self.supernet_module.supernet, calib, val, o.metric, o.canonical
+            )
         return RoutedEvaluator(
             self.space,
-            [(r, OneShotEvaluator(m.supernet, calib, val, metric)) for r, m in self.leaves],
+            [
+                (r, OneShotEvaluator(m.supernet, calib, val, o.metric, o.canonical))
+                for r, m in self.leaves
+            ],
         )
 
     @cached_property

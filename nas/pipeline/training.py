@@ -30,7 +30,7 @@ from nas.io import read_json, write_json_atomic
 from nas.memory import PeakMemory
 from nas.pipeline.state import Run
 from nas.retrain import RetrainModule
-from nas.search import ArchitectureWriter, SupernetModule, build_trainer
+from nas.search import ArchitectureWriter, LastEpochsAverage, SupernetModule, build_trainer
 from nas.search.checkpoints import check_resumable, module_from_checkpoint
 from nas.split.measure import choose_split
 from nas.split.restriction import Restriction
@@ -88,7 +88,8 @@ def train_single_paths(
 ) -> None:
     """Train ``start``'s supernet weights on sampled single paths (``search=spos`` with
     ``sampler``, the ``finetune.*`` optimiser; only the archs ``allowed`` when given) for
-    ``epochs`` in ``run_dir/subdir``, resumably; write the result to ``run_dir/out``."""
+    ``epochs`` in ``run_dir/subdir``, resumably; write the result to ``run_dir/out`` (the
+    average of the last ``finetune.average_epochs`` epochs' weights when that is > 0)."""
     cfg, f = run.cfg, run.cfg.finetune
     search = {
         **start.hparams["search"],
@@ -104,7 +105,8 @@ def train_single_paths(
         start.hparams["space"], search, start.hparams["num_classes"], start.hparams["in_channels"]
     )
     module.supernet.load_state_dict(start.supernet.state_dict())
-    trainer = build_trainer(cfg, run.dir, subdir=subdir, max_epochs=epochs)
+    average = [LastEpochsAverage(f.average_epochs, epochs)] if f.average_epochs > 0 else []
+    trainer = build_trainer(cfg, run.dir, average, subdir=subdir, max_epochs=epochs)
     data = SearchDataModule(cfg.dataset, cfg.seed)
     fit(run, f"single-path training ({subdir})", trainer, module, data, run.path(subdir))
     trainer.save_checkpoint(run.path(out), weights_only=False)

@@ -2,7 +2,7 @@
 
 # each strategy module registers its search.strategy name on import
 from nas.search import betadarts, darts2, drnas, fairdarts, gdas, pcdarts, single_path  # noqa: F401
-from nas.search.callbacks import ALPHAS_FILE, DERIVED_FILE, ArchitectureWriter
+from nas.search.callbacks import ALPHAS_FILE, DERIVED_FILE, ArchitectureWriter, LastEpochsAverage
 from nas.search.module import SupernetModule
 from nas.search.parts import build_search_supernet, build_space
 from nas.search.strategies import (
@@ -20,6 +20,7 @@ __all__ = [
     "DERIVED_FILE",
     "ArchitectureWriter",
     "DartsStrategy",
+    "LastEpochsAverage",
     "Strategy",
     "SupernetModule",
     "available_strategies",

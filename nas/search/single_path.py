@@ -12,7 +12,12 @@ Samplers (``search.sampler``):
   (``space.independent_edges``, e.g. NB201);
 * ``sandwich``: the sandwich rule of "Universally Slimmable Networks and Improved Training
   Techniques" (arXiv 1903.05134): the largest path, the smallest path (by parameter count)
-  and ``search.sandwich_random`` uniform paths per step, gradients summed into one update.
+  and ``search.sandwich_random`` uniform paths per step, gradients summed into one update;
+* ``distinct``: one arch per step drawn uniformly from the space's distinct functions
+  (:meth:`SearchSpace.distinct_archs`, e.g. NB201's 5,425 classes), so that no function is
+  trained more often for having more isomorphic spellings ("Evaluating Efficient
+  Performance Estimators of Neural Architectures", arXiv 2008.03064). Score with
+  ``oneshot.canonical=true`` so that every cell is rated by the path that was trained.
 
 The draws come from the strategy's own generator, which the checkpoint holds
 (``get_extra_state``), so a resumed run draws what an uninterrupted one would.
@@ -32,7 +37,7 @@ from nas.spaces import Arch, OpWeights, SearchSpace, searchable_cells
 from nas.split.restriction import Allowed, Restriction
 from nas.supernet import MixedOp, Supernet
 
-SAMPLERS = ("uniform", "fair", "sandwich")
+SAMPLERS = ("uniform", "fair", "sandwich", "distinct")
 
 
 def op_parameter_counts(supernet: Supernet) -> dict[str, torch.Tensor]:
@@ -92,6 +97,12 @@ class SinglePathStrategy(Strategy):
                 f"search.sampler=fair needs a space whose edges choose ops independently; "
                 f"space {space.name!r} does not (use search.sampler=uniform or sandwich)"
             )
+        self.distinct = space.distinct_archs() if sampler == "distinct" else None
+        if sampler == "distinct" and self.distinct is None:
+            raise ConfigError(
+                f"search.sampler=distinct needs a space that lists its distinct archs; space "
+                f"{space.name!r} does not (use search.sampler=uniform)"
+            )
         self.sampler = sampler
         self.rng = random.Random(seed)
         self.sandwich_random = sandwich_random
@@ -112,9 +123,11 @@ class SinglePathStrategy(Strategy):
 
     def sample(self) -> OpWeights:
         """One uniformly random path's one-hot op weights ``{kind: [edges, ops]}`` (of the
-        restriction's archs, when there is one)."""
+        restriction's archs, when there is one; of the distinct archs with ``distinct``)."""
         if self.restriction is not None:
             return self.restriction.sample(self.rng)
+        if self.distinct is not None:
+            return self.space.one_hot(self.rng.choice(self.distinct))
         return self.space.one_hot(self.space.sample(self.rng))
 
     def fair_paths(self) -> list[OpWeights]:

@@ -74,6 +74,16 @@ class SearchSpace(abc.ABC):
     def distance(self, a: Arch, b: Arch) -> int:
         """Edit distance: the fewest single edits that turn ``a`` into ``b``."""
 
+    def canonical(self, arch: Arch) -> Arch:
+        """The representative of the archs that compute the same function as ``arch`` (a
+        space that knows no such equivalences returns ``arch``)."""
+        return arch
+
+    def distinct_archs(self) -> Sequence[Arch] | None:
+        """One representative (:meth:`canonical`) per function the space computes, or
+        ``None`` where the space cannot list them."""
+        return None
+
     def mutate(self, arch: Arch, rng: random.Random) -> Arch:
         """A uniformly random neighbour of ``arch``."""
         return rng.choice(self.neighbours(arch))

@@ -6,12 +6,20 @@ giving 6 edges in the order of the official string
 ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``: (0,1), (0,2), (1,2), (0,3), (1,3), (2,3).
 Each edge holds one of 5 ops, so the space has 5**6 = 15,625 cells. An ``Arch`` is the tuple
 of the 6 op names in that order.
+
+Many cells compute the same function: ops feeding a node that reaches no output, sums in
+another order, ``skip_connect`` chains. :meth:`NB201Space.canonical` maps a cell to one
+representative of its class (5,425 classes of isomorphic graphs of live ops), the
+de-isomorphism that "Evaluating Efficient Performance Estimators of Neural Architectures"
+(arXiv 2008.03064) finds to help one-shot ranking.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
+from functools import cache
 from typing import ClassVar
 
 import torch
@@ -23,6 +31,73 @@ from nas.spaces.ops import ResNetBasicBlock, make_op
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NB201_EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 NB201Arch = tuple[str, str, str, str, str, str]
+
+
+def _op_graph(arch: Sequence[str]) -> tuple[dict[int, tuple[str, tuple]], tuple]:
+    """The ops of ``arch`` that reach the output, ``{edge: (op, inputs)}``, and the output's
+    terms. A term is ``"x"`` (the cell's input) or the edge id of an op; a node is the sum
+    of its terms: ``none`` and zero inputs add none, ``skip_connect`` passes its input's
+    terms on, any other op adds itself."""
+    terms: list[tuple] = [("x",)]
+    ops: dict[int, tuple[str, tuple]] = {}
+    for j in range(1, 4):
+        node: list = []
+        for e, ((i, dst), op) in enumerate(zip(NB201_EDGES, arch, strict=True)):
+            if dst != j or op == "none" or not terms[i]:
+                continue
+            if op == "skip_connect":
+                node.extend(terms[i])
+            else:
+                ops[e] = (op, terms[i])
+                node.append(e)
+        terms.append(tuple(node))
+    live: set[int] = set()
+    stack = [t for t in terms[3] if t != "x"]
+    while stack:
+        e = stack.pop()
+        if e not in live:
+            live.add(e)
+            stack.extend(t for t in ops[e][1] if t != "x")
+    return {e: ops[e] for e in live}, terms[3]
+
+
+def function_key(arch: Sequence[str]) -> tuple:
+    """Equal for two cells exactly when their graphs of live ops are isomorphic (op kinds,
+    inputs and sums matched; checked exhaustively on the 15,625 cells): every op is written
+    as its expression tree with the trees of the ops it feeds, the output's terms last. An
+    op of a zero input counts as zero, as NAS-Bench-201's own unique strings assume."""
+    ops, out = _op_graph(arch)
+    trees: dict[object, str] = {"x": "x"}
+
+    def tree(t: object) -> str:
+        if t not in trees:
+            op, inputs = ops[t]  # type: ignore[index]
+            trees[t] = f"{op}({'+'.join(sorted(tree(u) for u in inputs))})"
+        return trees[t]
+
+    feeds: dict[object, list[str]] = {e: [] for e in ops}
+    for e, (_, inputs) in ops.items():
+        for u in inputs:
+            if u != "x":
+                feeds[u].append(tree(e))
+    for t in out:
+        if t != "x":
+            feeds[t].append("out")
+    nodes = sorted((tree(e), tuple(sorted(feeds[e]))) for e in ops)
+    return (*nodes, ("out", tuple(sorted(tree(t) for t in out))))
+
+
+@cache
+def _representatives() -> dict[tuple, NB201Arch]:
+    """``{function key: representative}``: the class member with the fewest ops that are not
+    ``none`` (least compute), ties to the first in op order."""
+    reps: dict[tuple, NB201Arch] = {}
+    for arch in itertools.product(NB201_OPS, repeat=len(NB201_EDGES)):  # in op order
+        key = function_key(arch)
+        best = reps.get(key)
+        if best is None or arch.count("none") > best.count("none"):
+            reps[key] = arch  # type: ignore[assignment]
+    return reps
 
 
 class NB201Cell(nn.Module):
@@ -150,6 +225,13 @@ class NB201Space(SearchSpace):
 
     def sample(self, rng: random.Random) -> NB201Arch:
         return tuple(rng.choice(NB201_OPS) for _ in NB201_EDGES)  # type: ignore[return-value]
+
+    def canonical(self, arch: NB201Arch) -> NB201Arch:
+        self._check(arch)
+        return _representatives()[function_key(arch)]
+
+    def distinct_archs(self) -> list[NB201Arch]:
+        return list(_representatives().values())
 
     def neighbours(self, arch: NB201Arch) -> list[NB201Arch]:
         return [
