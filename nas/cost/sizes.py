@@ -109,7 +109,7 @@ def single_path_tables(
         total = count_flops(lambda t: supernet(t, ones), x)
     memo: Memo = {}
     table = {
-        edge: {j: _op_cost(m.single_op(j), inputs[edge], memo) for j in range(len(m.ops))}
+        edge: {j: _op_cost(m.single_op(j), inputs[edge], memo) for j in range(len(m.op_names))}
         for edge, m in mixed.items()
     }
     ops = [cost for row in table.values() for cost in row.values()]
@@ -142,7 +142,7 @@ def standalone_tables(
 def covering_archs(space: SearchSpace) -> Iterator[Arch]:
     """Archs that together hold every op but ``none`` on every edge of ``space``: each is
     derived from op weights that favour the (edge, op) pairs the archs before it lack."""
-    lacking = {kind: torch.ones(e, len(space.op_names)) for kind, e in space.cell_edges.items()}
+    lacking = {kind: m.float() for kind, m in space.op_mask().items()}
     if "none" in space.op_names:
         for w in lacking.values():
             w[:, space.op_names.index("none")] = 0

@@ -35,7 +35,7 @@ from nas.errors import ConfigError
 from nas.search.strategies import Strategy, register_strategy
 from nas.spaces import Arch, OpWeights, SearchSpace, searchable_cells
 from nas.split.restriction import Allowed, Restriction
-from nas.supernet import MixedOp, Supernet
+from nas.supernet import Supernet
 
 SAMPLERS = ("uniform", "fair", "sandwich", "distinct")
 
@@ -46,9 +46,8 @@ def op_parameter_counts(supernet: Supernet) -> dict[str, torch.Tensor]:
     counts = {k: torch.zeros(e, len(space.op_names)) for k, e in space.cell_edges.items()}
     for _, cell, kind, edge_ids in searchable_cells(supernet.net):
         for e, mixed in zip(edge_ids, cell.edges, strict=True):
-            assert isinstance(mixed, MixedOp)
-            for k, op in enumerate(mixed.ops):
-                counts[kind][e, k] += sum(p.numel() for p in op.parameters())
+            for k in range(len(space.op_names)):
+                counts[kind][e, k] += sum(p.numel() for p in mixed.single_op(k).parameters())
     return counts
 
 

@@ -101,6 +101,14 @@ class SearchSpace(abc.ABC):
     def encoding_size(self) -> int:
         return sum(e * len(self.op_names) for e in self.cell_edges.values())
 
+    def op_mask(self) -> dict[str, torch.Tensor]:
+        """``{kind: bool [edges, ops]}``: the ops some arch of the space chooses on each edge
+        (every op on every edge unless the space says otherwise)."""
+        return {
+            k: torch.ones(e, len(self.op_names), dtype=torch.bool)
+            for k, e in self.cell_edges.items()
+        }
+
     @abc.abstractmethod
     def derive(self, weights: OpWeights) -> Arch:
         """The discrete architecture that op weights (e.g. softmax(alphas)) point at."""
@@ -145,7 +153,9 @@ def searchable_cells(net: nn.Module) -> Iterator[tuple[int, nn.Module, str, tupl
     for i, cell in enumerate(net.cells):
         if not hasattr(cell, "edges"):
             continue
-        kind = ("reduce" if cell.reduction else "normal") if hasattr(cell, "reduction") else "cell"
+        kind = getattr(cell, "kind", None) or (
+            ("reduce" if cell.reduction else "normal") if hasattr(cell, "reduction") else "cell"
+        )
         yield i, cell, kind, tuple(getattr(cell, "edge_ids", range(len(cell.edges))))
 
 

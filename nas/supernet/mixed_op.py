@@ -29,6 +29,16 @@ from nas.supernet.partial import PartialChannels, partial_channels
 from nas.supernet.shared import SharedWork
 
 
+def straight_through(out: torch.Tensor, w: torch.Tensor, active: Sequence[bool]) -> torch.Tensor:
+    """``out`` plus the weights of the ops not run when ``w`` needs a gradient (a
+    straight-through one-hot: their value is 0, their gradient ``sum(dL/d out)`` kept)."""
+    if w.requires_grad:
+        idle = [k for k, on in enumerate(active) if not on]
+        if idle:
+            out = out + w[idle].sum()
+    return out
+
+
 class MixedOp(nn.Module):
     """All candidate ops of one edge. ``[B, C, H, W] -> [B, C, H / stride, W / stride]``.
 
@@ -80,11 +90,7 @@ class MixedOp(nn.Module):
             )
         else:
             out = self.weighted_sum(x, w, ks)
-        if w.requires_grad:
-            idle = [k for k, on in enumerate(active) if not on]
-            if idle:  # straight-through weights of ops not run: value 0, gradient kept
-                out = out + w[idle].sum()
-        return out
+        return straight_through(out, w, active)
 
     def single_op(self, k: int) -> nn.Module:
         """Op ``k`` as a standalone module computing what this edge does with a one-hot ``k``."""

@@ -34,9 +34,11 @@ from functools import partial
 import torch
 from torch import nn
 
-from nas.spaces import DartsSpace, NB201Space, OpWeights, SearchSpace
+from nas.spaces import DartsSpace, MBV3Space, NB201Space, OpWeights, SearchSpace
 from nas.spaces.darts import DARTS_EDGES, DartsNetwork
+from nas.spaces.mbv3 import MBV3Network
 from nas.spaces.nb201 import NB201Network
+from nas.supernet.elastic import ElasticBlock
 from nas.supernet.lean_ops import lean_forward
 from nas.supernet.mixed_op import MixedOp
 from nas.supernet.shared import SharedWork
@@ -121,6 +123,28 @@ def _nb201(space: NB201Space, num_classes: int, in_channels: int, **kw: object) 
     return execution.wrap(space, net, shared)
 
 
+def _mbv3(space: MBV3Space, num_classes: int, in_channels: int, **kw: object) -> Supernet:
+    sizes = {k: kw.pop(k) for k in ("widths", "strides", "stem", "stem_stride", "head") if k in kw}
+    skeleton = MBV3Space(**sizes)  # type: ignore[arg-type]
+    if skeleton.n_blocks != space.n_blocks:
+        raise ValueError(
+            f"space.supernet.widths has {len(skeleton.widths)} stages and space.subnet.widths "
+            f"{len(space.widths)}: an mbv3 arch needs the same stages in both"
+        )
+    transform = bool(kw.pop("kernel_transform", False))
+    execution = _execution_options(kw)  # no lean ops: the blocks run as they are
+    _no_more(kw, "mbv3")
+    net = MBV3Network(
+        lambda c_in, c_out, stride, act, se, e: ElasticBlock(
+            space.op_names, c_in, c_out, stride, act, se, transform
+        ),
+        num_classes,
+        in_channels,
+        skeleton,
+    )
+    return execution.wrap(space, net, None)
+
+
 #: the ``space.supernet.backend`` values
 BACKENDS = ("auto", "lean", "plain")
 #: the ``space.supernet.compile`` values besides ``false`` and ``true``
@@ -194,7 +218,11 @@ def _no_more(kw: Mapping[str, object], space: str) -> None:
         )
 
 
-_BUILDERS: dict[type, Callable[..., Supernet]] = {DartsSpace: _darts, NB201Space: _nb201}
+_BUILDERS: dict[type, Callable[..., Supernet]] = {
+    DartsSpace: _darts,
+    NB201Space: _nb201,
+    MBV3Space: _mbv3,
+}
 
 
 def build_supernet(
