@@ -99,6 +99,9 @@ class SearchConfig(WeightOptimConfig):
     kl_weight: float = 1e-3  # drnas KL(Dirichlet || uniform prior) weight
     sampler: str = "uniform"  # single-path strategies (spos): uniform | fair | sandwich | distinct
     sandwich_random: int = 2  # sandwich: random paths per step besides the largest/smallest
+    # sandwich: in-place distillation (BigNAS, arXiv 2003.11142): the largest path learns from
+    # the labels, the other paths from its predictions
+    distill: bool = False
     cuda_graph: bool = False  # CUDA: each step's forwards and backwards replayed as CUDA graphs
 
 

@@ -95,6 +95,8 @@ def train_single_paths(
         **start.hparams["search"],
         "strategy": "spos",
         "sampler": sampler,
+        # a sandwich fine-tune distils as the search did; no other sampler distils
+        "distill": sampler == "sandwich" and start.hparams["search"].get("distill", False),
         "seed": cfg.seed,
         "epochs": epochs,
         **{k.name: f[k.name] for k in dataclasses.fields(WeightOptimConfig)},

@@ -12,12 +12,19 @@ from nas.spaces import searchable_cells
 
 
 def add_drop_path(net: nn.Module) -> list[DropPath]:
-    """Wrap every cell edge's op (identities excepted, as in DARTS) as ``op -> DropPath``;
-    returns the DropPath modules, whose ``drop_prob`` the trainer raises over the epochs."""
+    """Wrap every cell edge's op (identities excepted, as in DARTS) as ``op -> DropPath``; a
+    residual block with its own drop path (timm's, the ``mbv3`` space) gets that one set on
+    its branch instead, never on its shortcut (blocks without a shortcut get none). Returns
+    the DropPath modules, whose ``drop_prob`` the trainer raises over the epochs."""
     paths = []
     for _, cell, _, _ in searchable_cells(net):
         for k, op in enumerate(cell.edges):
             if isinstance(op, nn.Identity):
+                continue
+            if hasattr(op, "drop_path"):
+                if op.has_skip:
+                    op.drop_path = DropPath(0.0)
+                    paths.append(op.drop_path)
                 continue
             path = DropPath(0.0)
             cell.edges[k] = nn.Sequential(op, path)

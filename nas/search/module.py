@@ -186,11 +186,17 @@ class SupernetModule(pl.LightningModule):
 
     def _weights_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The gradient of every training path's loss summed into the weights' ``.grad``;
-        ``(the paths' mean loss, the first path's logits)``."""
+        ``(the paths' mean loss, the first path's logits)``. With in-place distillation the
+        paths after the first learn the first path's predicted distribution."""
         losses, logits = [], None
         for weights in self.strategy.train_paths():
             path_logits = self.supernet(x, weights, self.strategy.active_ops())
-            loss = F.cross_entropy(path_logits, y)
+            if (
+                self.strategy.distills and logits is not None
+            ):  # in-place distillation from the first path
+                loss = F.cross_entropy(path_logits, logits.softmax(dim=1))
+            else:
+                loss = F.cross_entropy(path_logits, y)
             self.manual_backward(loss)
             losses.append(loss.detach())
             logits = path_logits.detach() if logits is None else logits

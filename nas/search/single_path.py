@@ -13,6 +13,9 @@ Samplers (``search.sampler``):
 * ``sandwich``: the sandwich rule of "Universally Slimmable Networks and Improved Training
   Techniques" (arXiv 1903.05134): the largest path, the smallest path (by parameter count)
   and ``search.sandwich_random`` uniform paths per step, gradients summed into one update;
+  with ``search.distill``, in-place distillation ("BigNAS: Scaling Up Neural Architecture
+  Search with Big Single-Stage Models", arXiv 2003.11142): the largest path learns from the
+  labels, every other path from the largest path's predictions (soft targets, no gradient);
 * ``distinct``: one arch per step drawn uniformly from the space's distinct functions
   (:meth:`SearchSpace.distinct_archs`, e.g. NB201's 5,425 classes), so that no function is
   trained more often for having more isomorphic spellings ("Evaluating Efficient
@@ -81,10 +84,18 @@ class SinglePathStrategy(Strategy):
         supernet: Supernet | None = None,
         sandwich_random: int = 2,
         allowed: Allowed | None = None,
+        distill: bool = False,
     ) -> None:
         super().__init__(space)
         if sampler not in SAMPLERS:
             raise ConfigError(f"unknown search.sampler {sampler!r}; known: {list(SAMPLERS)}")
+        if distill and sampler != "sandwich":
+            raise ConfigError(
+                f"search.distill=true distils from the sandwich's largest path: set "
+                f"search.sampler=sandwich (got {sampler!r})"
+            )
+        #: the first training path is the teacher of the others (in-place distillation)
+        self.distills = distill
         if allowed is not None and sampler != "uniform":
             raise ConfigError(
                 f"a split supernet trains with search.sampler=uniform, not {sampler!r}"
@@ -171,6 +182,7 @@ def _factory(space: SearchSpace, cfg: Mapping[str, Any], supernet: Supernet | No
         supernet,
         cfg.get("sandwich_random", 2),
         cfg.get("allowed"),
+        cfg.get("distill", False),
     )
 
 

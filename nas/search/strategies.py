@@ -65,6 +65,9 @@ class Strategy(nn.Module):
     #: :meth:`arch_backward`'s one plain backward; every value that changes between steps (a
     #: schedule's) lives in a device tensor, which a replayed graph reads as it stands.
     graph_safe: ClassVar[bool] = False
+    #: whether the training paths after the first learn the first path's predictions
+    #: instead of the labels (in-place distillation)
+    distills: bool = False
 
     def __init__(self, space: SearchSpace) -> None:
         super().__init__()
