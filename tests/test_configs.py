@@ -17,7 +17,6 @@ from nas.errors import ConfigError
 from nas.io import read_json, write_json_atomic
 from nas.pipeline import run
 from nas.search import build_space, build_strategy, build_trainer
-from nas.spaces import get_space
 from tests.conftest import CONF_DIR, compose_cfg
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nas.errors import ConfigError
 from nas.export.subnet import build_subnet
 from nas.search.single_path import SinglePathStrategy, extreme_paths, op_parameter_counts
 from nas.spaces import MBV3_OPS, ArchError, get_space
@@ -167,10 +168,10 @@ def test_exported_subnets_compute_the_supernet_paths(space, transform, tmp_path)
 def test_sandwich_with_distillation_teaches_the_other_paths_the_largest_paths_output(space):
     supernet = build_supernet(space, 10, 3, **SIZES)
     strategy = SinglePathStrategy(space, "sandwich", supernet=supernet, distill=True)
-    largest, smallest, *rest = strategy.train_paths()
+    largest, _smallest, *rest = strategy.train_paths()
     assert strategy.distills and len(rest) == 2
     assert space.derive(largest) == extreme_paths(space, op_parameter_counts(supernet))[0]
-    with pytest.raises(Exception, match="search.sampler=sandwich"):
+    with pytest.raises(ConfigError, match=r"search\.sampler=sandwich"):
         SinglePathStrategy(space, "uniform", distill=True)
 
 
