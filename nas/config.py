@@ -137,6 +137,11 @@ class FinetuneConfig(WeightOptimConfig):
     # checkpoint averaging: the fit ends with the mean of the weights at the ends of its last
     # average_epochs epochs (0: the last weights)
     average_epochs: int = 0
+    # prune the space before the fine-tune: drop the `prune` ops per edge whose paths score
+    # worst one-shot on the searched supernet (rated on prune_paths random archs); the
+    # fine-tune then trains the kept archs only (spaces with independent edges; 0: no pruning)
+    prune: int = 0
+    prune_paths: int = 50
 
 
 @dataclass
@@ -359,6 +364,8 @@ _AT_LEAST = (
     ("search.sandwich_random", 0),
     ("finetune.epochs", 0),
     ("finetune.average_epochs", 0),
+    ("finetune.prune", 0),
+    ("finetune.prune_paths", 1),
     ("predictor.max_pairs", 1),
     ("predictor.k_nearest", 1),
     ("split.levels", 1),
@@ -528,6 +535,19 @@ def check_config(cfg: Any) -> None:
         if used
     }
     space = get_space(cfg.space.name)
+    f = cfg.finetune
+    if f.prune and "finetune" in cfg.stages and f.epochs > 0:
+        if not space.independent_edges or f.prune >= len(space.op_names):
+            raise ConfigError(
+                f"finetune.prune={f.prune} drops ops per edge of a space whose edges choose "
+                f"ops independently, fewer than its {len(space.op_names)} ops; space.name="
+                f"{cfg.space.name} (use space=nb201, or finetune.prune=0)"
+            )
+        if f.sampler != "uniform":
+            raise ConfigError(
+                f"finetune.prune={f.prune} fine-tunes the kept archs uniformly: set "
+                f"finetune.sampler=uniform (got {f.sampler!r})"
+            )
     for key, sampler in samplers.items():
         if sampler == "fair" and not space.independent_edges:
             raise ConfigError(

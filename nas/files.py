@@ -9,6 +9,7 @@ WIRING_DIR = "wiring"  # search: op-weight heatmaps per epoch
 SUPERNET_FILE = "supernet.ckpt"  # search: the trained supernet (Lightning checkpoint)
 FINETUNED_FILE = "finetuned.ckpt"  # finetune: the supernet after the single-path fine-tune
 FINETUNE_DIR = "finetune"  # finetune: its checkpoints and logs
+PRUNED_FILE = "pruned.json"  # finetune: the ops kept per edge and their one-shot ratings
 SPLIT_DIR = "split"  # split: one sub-supernet checkpoint per leaf (and their trainings)
 SPLITS_FILE = "splits.json"  # split: the tree of sub-supernets and the leaves' restrictions
 ARCHIVE_FILE = "archive.jsonl"  # sample/evolve: every evaluated arch

@@ -283,6 +283,30 @@ def test_finetune_on_distinct_paths_ends_with_its_last_epochs_averaged(tiny_cfg,
         torch.testing.assert_close(v, (first[k] + last[k]) / 2)
 
 
+def test_pruned_finetune_trains_the_ops_the_searched_supernet_rates_best(tiny_cfg, tmp_path):
+    from nas.search.checkpoints import read_checkpoint
+
+    nb201 = (*QUICK, "space=nb201", "search=spos", "stages=[search,derive,finetune]")
+    run(tiny_cfg(*nb201, "finetune.prune=2", "finetune.prune_paths=20"))
+    pruned = read_json(tmp_path / "pruned.json")
+    for ops, ratings in zip(pruned["allowed"]["cell"], pruned["ratings"]["cell"], strict=True):
+        assert len(ops) == 3
+        rated = [r if r is not None else float("inf") for r in ratings]
+        dropped = [rated[k] for k in range(5) if k not in ops]
+        assert max(dropped) <= min(rated[k] for k in ops)
+    search = read_checkpoint(tmp_path / "finetuned.ckpt")["hyper_parameters"]["search"]
+    assert search["allowed"] == pruned["allowed"]
+
+
+@pytest.mark.parametrize(
+    "bad", [("finetune.prune=2", "finetune.sampler=sandwich"), ("space=darts", "finetune.prune=1")]
+)
+def test_a_prune_the_space_cannot_take_fails_before_the_search(bad, tiny_cfg, tmp_path):
+    with pytest.raises(ConfigError, match=r"finetune\.prune"):
+        run(tiny_cfg(*QUICK, "space=nb201", *bad))
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_cell_diagram_in_dot_names_every_edge_and_its_op(tmp_path, monkeypatch):
     from nas.export import plots
 

@@ -10,16 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import OmegaConf
 
 from nas.config import WeightOptimConfig
 from nas.data import RetrainDataModule, SearchDataModule
 from nas.errors import ConfigError, NasError
+from nas.evaluate import OneShotEvaluator
 from nas.files import (
     CHECKPOINT_DIR,
     FINAL_FILE,
     FINETUNE_DIR,
     FINETUNED_FILE,
+    PRUNED_FILE,
     RETRAIN_DIR,
     RETRAIN_FILE,
     SPLIT_DIR,
@@ -74,7 +77,48 @@ def finetune(run: Run) -> None:
     ``finetune/``: its checkpoints and logs)."""
     f = run.cfg.finetune
     searched = module_from_checkpoint(SupernetModule, run.path(SUPERNET_FILE))
-    train_single_paths(run, searched, f.epochs, f.sampler, FINETUNE_DIR, FINETUNED_FILE)
+    allowed = pruned_space(run, searched) if f.prune else None
+    train_single_paths(run, searched, f.epochs, f.sampler, FINETUNE_DIR, FINETUNED_FILE, allowed)
+
+
+def pruned_space(run: Run, searched: SupernetModule) -> dict[str, list[list[int]]]:
+    """The ops each edge keeps after ``finetune.prune``: ``finetune.prune_paths`` random archs
+    are scored one-shot on the searched supernet (BatchNorm recalibrated on one batch of the
+    weights half, accuracy on one batch of the arch half, ``oneshot.batch_size`` images), each
+    op of each edge is rated by the mean score of the archs that hold it, and the
+    ``finetune.prune`` worst go. Pruning the space with the supernet, then fine-tuning the
+    rest, is one of the one-shot improvements of "Evaluating Efficient Performance Estimators
+    of Neural Architectures" (arXiv 2008.03064). Kept in ``pruned.json`` (reused by a rerun
+    of the same settings)."""
+    f, space = run.cfg.finetune, run.space
+    settings = {"prune": f.prune, "paths": f.prune_paths, "batch_size": run.cfg.oneshot.batch_size}
+    path = run.path(PRUNED_FILE)
+    if path.exists() and read_json(path)["settings"] == settings:
+        return read_json(path)["allowed"]
+    dm, size = run.datamodule, run.cfg.oneshot.batch_size
+    calib = dm.fixed_batches("weights", 1, size, seed=run.cfg.seed)
+    evaluator = OneShotEvaluator(
+        searched.supernet.to(run.device).eval(), calib, dm.fixed_batches("arch", 1, size)
+    )
+    rng = run.rng("prune")
+    archs = [space.sample(rng) for _ in range(f.prune_paths)]
+    scores = torch.tensor([s.value for s in evaluator.evaluate(archs)])
+    allowed, ratings = {}, {}
+    for kind, edges in space.cell_edges.items():
+        held = torch.stack([space.one_hot(a)[kind] for a in archs])  # [archs, edges, ops]
+        counts = held.sum(0)
+        mean = (held * scores[:, None, None]).sum(0) / counts.clamp_min(1)
+        mean[counts == 0] = float("inf")  # an op no path held is kept: nothing says it is bad
+        order = mean.argsort(dim=1, descending=True)
+        keep = len(space.op_names) - f.prune
+        allowed[kind] = [sorted(order[e, :keep].tolist()) for e in range(edges)]
+        ratings[kind] = [
+            [float(m) if c else None for m, c in zip(row, held_row, strict=True)]
+            for row, held_row in zip(mean.tolist(), counts.tolist(), strict=True)
+        ]
+    write_json_atomic(path, {"settings": settings, "allowed": allowed, "ratings": ratings})
+    log.info("pruned the space to %s", allowed)
+    return allowed
 
 
 def train_single_paths(
