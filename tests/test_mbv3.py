@@ -195,3 +195,26 @@ def test_distilled_paths_learn_the_largest_paths_predictions(tiny_cfg):
         second = module.supernet(x, paths[1])
     torch.testing.assert_close(losses[0], F.cross_entropy(first, y))
     torch.testing.assert_close(losses[1], F.cross_entropy(second, first.softmax(1)))
+
+
+def test_a_run_prices_mbv3_archs_by_params_and_latency(tiny_cfg, tmp_path):
+    """The cost tables of a run cover the macro space (its sizes are lists in the config);
+    a deeper, wider subnet costs more."""
+    from nas.pipeline import Run
+
+    cfg = tiny_cfg(
+        "space=mbv3",
+        "latency.repeats=2",
+        "latency.warmup=1",
+        "latency.calibration=2",
+        f"latency.cache_dir={tmp_path / 'latency'}",
+    )
+    state = Run(cfg)
+    space = state.space
+    small = space.from_str("k3e3-k3e3|k3e3-k3e3")
+    large = space.from_str("k7e6-k7e6-k7e6-k7e6|k7e6-k7e6-k7e6-k7e6")
+    assert state.cost_of("params", large) > state.cost_of("params", small)
+    net = space.build_subnet(large, state.datamodule.num_classes, state.datamodule.in_channels)
+    assert state.cost_of("params", large) == sum(p.numel() for p in net.parameters())
+    assert state.cost_of("latency", large) > 0
+    assert list((tmp_path / "latency").glob("latency-*.json"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from nas.config import TRAINING_FREE
@@ -277,7 +277,8 @@ class Run:
         cfg, dm = self.cfg.latency, self.datamodule
         image = dm.fixed_batches("weights", 1, 1)[0][0]
         x = torch.randn(cfg.batch_size, *image.shape[1:], device=self.device)
-        space = {"name": self.cfg.space.name, **dict(self.cfg.space.get("subnet") or {})}
+        sizes = OmegaConf.to_container(self.cfg.space.get("subnet") or {}, resolve=True)
+        space = {"name": self.cfg.space.name, **sizes}  # plain values: digested in the key
         key = latency_key(space, x.shape, dm.num_classes, self.device)
         return cached_latency(
             Path(cfg.cache_dir) / latency_file(key),
