@@ -149,14 +149,12 @@ class SearchSpace(abc.ABC):
 def searchable_cells(net: nn.Module) -> Iterator[tuple[int, nn.Module, str, tuple[int, ...]]]:
     """``(index in net.cells, cell, cell kind, edge ids)`` of every cell of a space's network
     that has searchable edges (fixed blocks between cells, NB201's residual blocks, are
-    skipped). ``cell.edges[k]`` is the module of edge ``edge_ids[k]``."""
+    skipped). A searchable cell names its ``kind`` (a key of ``space.cell_edges``);
+    ``cell.edges[k]`` is the module of edge ``edge_ids[k]``."""
     for i, cell in enumerate(net.cells):
         if not hasattr(cell, "edges"):
             continue
-        kind = getattr(cell, "kind", None) or (
-            ("reduce" if cell.reduction else "normal") if hasattr(cell, "reduction") else "cell"
-        )
-        yield i, cell, kind, tuple(getattr(cell, "edge_ids", range(len(cell.edges))))
+        yield i, cell, cell.kind, tuple(getattr(cell, "edge_ids", range(len(cell.edges))))
 
 
 _SPACES: dict[str, Callable[..., SearchSpace]] = {}

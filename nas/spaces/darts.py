@@ -110,6 +110,8 @@ class DartsCell(nn.Module):
     ) -> None:
         super().__init__()
         self.reduction = reduction
+        #: the cell kind its op weights are read from
+        self.kind = "reduce" if reduction else "normal"
         self.run_preprocess = run_preprocess or nn.Module.__call__
         self.preprocess0 = (
             FactorizedReduce(c_pp, c, affine=affine)
@@ -200,8 +202,7 @@ class DartsNetwork(nn.Module):
     def forward(self, x: torch.Tensor, *kind_args: OpWeights) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            kind = "reduce" if cell.reduction else "normal"
-            s0, s1 = s1, cell(s0, s1, *(a[kind] for a in kind_args))
+            s0, s1 = s1, cell(s0, s1, *(a[cell.kind] for a in kind_args))
         return self.classifier(self.pool(s1).flatten(1))
 
 

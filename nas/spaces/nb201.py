@@ -107,6 +107,8 @@ class NB201Cell(nn.Module):
     ``edge(x)`` or, when ``weights`` is given, ``edge(x, weights[e])``.
     """
 
+    kind = "cell"
+
     def __init__(self, edges: Sequence[nn.Module]) -> None:
         super().__init__()
         if len(edges) != len(NB201_EDGES):
