@@ -165,7 +165,7 @@ def test_exported_subnets_compute_the_supernet_paths(space, transform, tmp_path)
     assert export_onnx(net, x, tmp_path / "subnet.onnx")["max_abs_diff"] <= 1e-4
 
 
-def test_sandwich_with_distillation_teaches_the_other_paths_the_largest_paths_output(space):
+def test_sandwich_trains_the_largest_path_first_and_distillation_needs_it(space):
     supernet = build_supernet(space, 10, 3, **SIZES)
     strategy = SinglePathStrategy(space, "sandwich", supernet=supernet, distill=True)
     largest, _smallest, *rest = strategy.train_paths()
@@ -186,7 +186,6 @@ def test_distilled_paths_learn_the_largest_paths_predictions(tiny_cfg):
     y = torch.randint(0, dm.num_classes, (8,))
     losses = []
     module.manual_backward = lambda loss: losses.append(loss.detach())
-    torch.manual_seed(0)
     paths = list(module.strategy.train_paths())
     module.strategy.train_paths = lambda: paths
     module._weights_backward(x, y)
@@ -218,3 +217,17 @@ def test_a_run_prices_mbv3_archs_by_params_and_latency(tiny_cfg, tmp_path):
     assert state.cost_of("params", large) == sum(p.numel() for p in net.parameters())
     assert state.cost_of("latency", large) > 0
     assert list((tmp_path / "latency").glob("latency-*.json"))
+
+
+def test_sizes_that_do_not_fit_name_the_config_key():
+    from nas.search import build_space
+    from nas.search.parts import build_search_supernet
+
+    bad = {"widths": [8, 16], "strides": [1], "stem": 8, "head": 16}
+    with pytest.raises(ConfigError, match=r"space\.subnet.*strides=\[1\]"):
+        build_space({"name": "mbv3", "subnet": bad})
+    space = build_space({"name": "mbv3", "subnet": {**bad, "strides": [1, 2]}})
+    with pytest.raises(ConfigError, match=r"space\.supernet.*widths"):
+        build_search_supernet(space, {**bad, "widths": [8, -1], "strides": [1, 2]}, 10, 3)
+    with pytest.raises(ConfigError, match=r"space\.supernet\.widths has 3 stages"):
+        build_search_supernet(space, {**bad, "widths": [8, 8, 8], "strides": [1, 1, 1]}, 10, 3)

@@ -23,6 +23,8 @@ def build_space(space: Mapping[str, Any]) -> SearchSpace:
         raise ConfigError(err.args[0]) from None
     except TypeError as err:
         raise ConfigError(f"bad key in space.subnet for space {space['name']!r}: {err}") from None
+    except ValueError as err:
+        raise ConfigError(f"bad value in space.subnet for space {space['name']!r}: {err}") from None
 
 
 def build_search_supernet(

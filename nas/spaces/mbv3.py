@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable, Sequence
-from functools import partial
 
 import torch
 from timm.layers import BatchNormAct2d, make_divisible
@@ -46,8 +45,8 @@ MBV3_OPS = (SKIP, *(f"k{k}e{e}" for k, e in itertools.product(KERNELS, EXPANDS))
 #: MobileNetV3-Large's activation and squeeze-excite of its five searchable stages
 STAGE_ACTS = ("relu", "relu", "hard_swish", "hard_swish", "hard_swish")
 STAGE_SE = (False, True, False, True, True)
-#: the MobileNetV3 widths for 224x224 inputs (strides 2, 2, 2, 1, 2 after a stride-2 stem)
-WIDTHS_224 = (24, 40, 80, 112, 160)
+#: MobileNetV3-Large's widths of those stages
+LARGE_WIDTHS = (24, 40, 80, 112, 160)
 MBV3Arch = tuple[str, ...]
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "hard_swish": nn.Hardswish}
 
@@ -67,15 +66,12 @@ def se_channels(mid: int) -> int:
     return make_divisible(mid / 4, 8)
 
 
-#: MobileNetV3's squeeze-excite (ReLU, hard-sigmoid gate, a quarter of the channels:
-#: :func:`se_channels`), as timm's blocks take it
-squeeze_excite = partial(
-    SqueezeExcite,
-    rd_ratio=0.25,
-    rd_round_fn=make_divisible,
-    force_act_layer=nn.ReLU,
-    gate_layer="hard_sigmoid",
-)
+def squeeze_excite(mid: int, **_block_args: object) -> nn.Module:
+    """MobileNetV3's squeeze-excite of ``mid`` channels (:func:`se_channels` in the middle,
+    ReLU, hard-sigmoid gate) as timm's blocks call it (their activation is not the SE's)."""
+    return SqueezeExcite(
+        mid, rd_channels=se_channels(mid), force_act_layer=nn.ReLU, gate_layer="hard_sigmoid"
+    )
 
 
 def block(c_in: int, c_out: int, stride: int, act: str, se: bool, op: str) -> nn.Module:
@@ -170,7 +166,7 @@ class MBV3Space(SearchSpace):
 
     def __init__(
         self,
-        widths: Sequence[int] = WIDTHS_224,
+        widths: Sequence[int] = LARGE_WIDTHS,
         strides: Sequence[int] = (1, 2, 2, 1, 2),
         stem: int = 16,
         stem_stride: int = 1,
@@ -178,9 +174,15 @@ class MBV3Space(SearchSpace):
     ) -> None:
         self.widths, self.strides = tuple(int(w) for w in widths), tuple(int(s) for s in strides)
         if not 1 <= len(self.widths) <= len(STAGE_ACTS) or len(self.strides) != len(self.widths):
-            raise ArchError(
-                f"space mbv3 needs 1 to {len(STAGE_ACTS)} stages with one stride each; got "
+            raise ValueError(
+                f"widths and strides must list 1 to {len(STAGE_ACTS)} stages alike; got "
                 f"widths={list(self.widths)}, strides={list(self.strides)}"
+            )
+        if min(self.widths) < 1 or min(self.strides) < 1 or min(stem, stem_stride, head) < 1:
+            raise ValueError(
+                f"widths, strides, stem, stem_stride and head must be positive; got "
+                f"widths={list(self.widths)}, strides={list(self.strides)}, stem={stem}, "
+                f"stem_stride={stem_stride}, head={head}"
             )
         self.stem, self.stem_stride, self.head = int(stem), int(stem_stride), int(head)
         self.n_blocks = MAX_DEPTH * len(self.widths)
@@ -293,16 +295,15 @@ class MBV3Space(SearchSpace):
         """Per block the strongest op (a stage's first two blocks never ``skip``); a stage
         ends at its first ``skip``."""
         self.check_weights(weights)
-        w = weights["block"].detach().float()
+        w = weights["block"].detach().float().masked_fill(~self.op_mask()["block"], -torch.inf)
+        best = w.argmax(dim=1).tolist()
         arch: list[str] = []
         for i in range(0, self.n_blocks, MAX_DEPTH):
             ops = []
             for d in range(MAX_DEPTH):
-                row = w[i + d]
-                best = int(row[1:].argmax()) + 1 if d < min(DEPTHS) else int(row.argmax())
-                if best == 0:
+                if MBV3_OPS[best[i + d]] == SKIP:
                     break
-                ops.append(MBV3_OPS[best])
+                ops.append(MBV3_OPS[best[i + d]])
             arch += ops + [SKIP] * (MAX_DEPTH - len(ops))
         return tuple(arch)
 

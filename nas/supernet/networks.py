@@ -125,7 +125,10 @@ def _nb201(space: NB201Space, num_classes: int, in_channels: int, **kw: object) 
 
 def _mbv3(space: MBV3Space, num_classes: int, in_channels: int, **kw: object) -> Supernet:
     sizes = {k: kw.pop(k) for k in ("widths", "strides", "stem", "stem_stride", "head") if k in kw}
-    skeleton = MBV3Space(**sizes)  # type: ignore[arg-type]
+    try:
+        skeleton = MBV3Space(**sizes)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise ValueError(f"space.supernet: {err}") from None
     if skeleton.n_blocks != space.n_blocks:
         raise ValueError(
             f"space.supernet.widths has {len(skeleton.widths)} stages and space.subnet.widths "
