@@ -536,12 +536,16 @@ def check_config(cfg: Any) -> None:
     }
     space = get_space(cfg.space.name)
     f = cfg.finetune
-    if f.prune and "finetune" in cfg.stages and f.epochs > 0:
-        if not space.independent_edges or f.prune >= len(space.op_names):
+    if f.prune and "finetune.sampler" in samplers:
+        if not space.independent_edges:
             raise ConfigError(
-                f"finetune.prune={f.prune} drops ops per edge of a space whose edges choose "
-                f"ops independently, fewer than its {len(space.op_names)} ops; space.name="
-                f"{cfg.space.name} (use space=nb201, or finetune.prune=0)"
+                f"finetune.prune={f.prune} prunes a space whose edges choose ops independently; "
+                f"space.name={cfg.space.name} does not (use space=nb201, or finetune.prune=0)"
+            )
+        if f.prune >= len(space.op_names):
+            raise ConfigError(
+                f"finetune.prune={f.prune} must leave an op on every edge: below the "
+                f"{len(space.op_names)} ops of space {cfg.space.name!r}"
             )
         if f.sampler != "uniform":
             raise ConfigError(

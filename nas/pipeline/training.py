@@ -93,8 +93,9 @@ def pruned_space(run: Run, searched: SupernetModule) -> dict[str, list[list[int]
     f, space = run.cfg.finetune, run.space
     settings = {"prune": f.prune, "paths": f.prune_paths, "batch_size": run.cfg.oneshot.batch_size}
     path = run.path(PRUNED_FILE)
-    if path.exists() and read_json(path)["settings"] == settings:
-        return read_json(path)["allowed"]
+    kept = read_json(path) if path.exists() else None
+    if kept is not None and kept["settings"] == settings:
+        return kept["allowed"]
     dm, size = run.datamodule, run.cfg.oneshot.batch_size
     calib = dm.fixed_batches("weights", 1, size, seed=run.cfg.seed)
     evaluator = OneShotEvaluator(

@@ -191,12 +191,8 @@ class SupernetModule(pl.LightningModule):
         losses, logits = [], None
         for weights in self.strategy.train_paths():
             path_logits = self.supernet(x, weights, self.strategy.active_ops())
-            if (
-                self.strategy.distills and logits is not None
-            ):  # in-place distillation from the first path
-                loss = F.cross_entropy(path_logits, logits.softmax(dim=1))
-            else:
-                loss = F.cross_entropy(path_logits, y)
+            teacher = logits is not None and self.strategy.distills  # in-place distillation
+            loss = F.cross_entropy(path_logits, logits.softmax(dim=1) if teacher else y)
             self.manual_backward(loss)
             losses.append(loss.detach())
             logits = path_logits.detach() if logits is None else logits
