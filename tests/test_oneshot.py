@@ -129,10 +129,15 @@ def test_darts_space_scores_the_single_path_of_each_arch():
 
 def test_canonical_scores_every_spelling_of_a_function_alike(setup):
     space, supernet, calib, val = setup
-    dead = ("nor_conv_3x3", "none", "none", "nor_conv_1x1", "none", "none")  # edge 0 is dead
-    rep = space.canonical(dead)
-    assert rep == ("none", "none", "none", "nor_conv_1x1", "none", "none")
+    # nodes 1 and 2 both hold a 3x3 conv of the input: swapping what the output applies to
+    # them spells the same function with other edges, hence other supernet weights
+    arch = ("nor_conv_3x3", "nor_conv_3x3", "none", "nor_conv_1x1", "avg_pool_3x3", "nor_conv_3x3")
+    rep = space.canonical(arch)
+    assert rep == (
+        "nor_conv_3x3", "nor_conv_3x3", "none", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"
+    )  # fmt: skip
     plain = OneShotEvaluator(supernet, calib, val, metric="loss")
     canonical = OneShotEvaluator(supernet, calib, val, metric="loss", canonical=True)
-    scores = [e.evaluate([dead, rep])[i].value for e in (plain, canonical) for i in (0, 1)]
-    assert scores[2] == scores[3] == scores[1]  # canonical: the representative's path
+    (a, r), (ca, cr) = ([s.value for s in e.evaluate([arch, rep])] for e in (plain, canonical))
+    assert a != r  # the two spellings are two paths of the supernet
+    assert ca == cr == r  # canonical: both scored by the representative's path
