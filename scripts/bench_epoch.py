@@ -16,15 +16,18 @@ halves' batches of a bi-level step (``2 * batch * steps``) over the time from th
 step's start to the last step's end. The rest of an epoch (validation, and the epoch's own
 work: its order and crops, logging, the checkpoint) is timed apart; the projection scales
 the steps and the validation batches to their full counts and adds the epoch's own work
-once per epoch.
+once per epoch. Every timed epoch validates; the projection counts validation only in the
+epochs the search validates (``trainer.check_val_every_n_epoch``: ``search.epochs // n`` of
+them) and the epoch's own work in every epoch (its checkpoint included, which an epoch
+without validation does not write: the projection errs long).
 
     python scripts/bench_epoch.py --override trainer=gpu --out outputs/bench/epoch.json
 
 ``--out`` writes JSON: ``overrides``, ``device``, ``batch_size``, ``steps_per_epoch`` (timed),
 ``full_steps_per_epoch``, ``val_batches`` (timed), ``full_val_batches``, ``epoch_s`` (each
 epoch's seconds), ``steps_s`` (their training steps'), ``val_s`` (their validation's),
-``img_per_s`` (of the last epoch's steps), ``setup_s``, ``search_epochs`` and
-``projected_search_min``.
+``img_per_s`` (of the last epoch's steps), ``setup_s``, ``search_epochs``,
+``validated_epochs`` and ``projected_search_min``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 
 from nas.config import register_configs
 from nas.data import SearchDataModule
@@ -103,6 +107,9 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
         with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
             extra = ["logger=none", f"paths.output_dir={tmp}"]
             cfg = compose("train", overrides=[*overrides, *extra])
+        every = int(cfg.trainer.get("check_val_every_n_epoch") or 1)
+        with open_dict(cfg):
+            cfg.trainer.check_val_every_n_epoch = 1  # time validation in every epoch
         pl.seed_everything(cfg.seed, workers=True)
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
         dm = SearchDataModule(cfg.dataset, seed=cfg.seed)
@@ -123,7 +130,8 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
     setup_s = marks[0] - start
     once = max(epoch_s[0] - epoch_s[-1], 0.0)  # the first epoch's one-time costs
     val = val_s[-1] * full_val / val_batches if val_batches else 0.0
-    steady = steps_s[-1] * full / steps + val + own_s
+    validated = total // every
+    steady = steps_s[-1] * full / steps + own_s
     device = trainer.strategy.root_device
     return {
         "overrides": overrides,
@@ -139,7 +147,8 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
         "img_per_s": 2 * batch * steps / steps_s[-1],
         "setup_s": setup_s,
         "search_epochs": total,
-        "projected_search_min": (setup_s + once + total * steady) / 60,
+        "validated_epochs": validated,
+        "projected_search_min": (setup_s + once + total * steady + validated * val) / 60,
     }
 
 
@@ -166,7 +175,8 @@ def main() -> None:
         f"set-up {r['setup_s']:.1f} s; {r['steps_per_epoch']} steps (of "
         f"{r['full_steps_per_epoch']}) of 2x{r['batch_size']} images, {r['val_batches']} "
         f"validation batches (of {r['full_val_batches']}); "
-        f"{r['search_epochs']} epochs projected: {r['projected_search_min']:.1f} min"
+        f"{r['search_epochs']} epochs ({r['validated_epochs']} validated) projected: "
+        f"{r['projected_search_min']:.1f} min"
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
