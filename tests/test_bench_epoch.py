@@ -5,7 +5,7 @@ import sys
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import bench_epoch  # noqa: E402
+import bench_epoch
 
 
 def test_projection_counts_validation_in_the_validated_epochs_only():
