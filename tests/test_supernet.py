@@ -7,6 +7,7 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from nas.spaces import DartsSpace, NB201Space
 from nas.supernet import MixedOp, build_supernet, functional
@@ -139,7 +140,7 @@ def test_auto_backend_is_plain_on_cuda_and_lean_elsewhere():
     assert resolve_backend("auto", cuda=False) == "lean"
     assert resolve_backend("lean", cuda=True) == "lean"
     mixed = build_supernet(DartsSpace(), 10, **SMALL, backend="plain").net.cells[0].edges[0]
-    assert not mixed.lean and mixed.shared is None
+    assert not mixed.lean
 
 
 def test_bf16_autocast_step_matches_fp32():
@@ -244,11 +245,12 @@ def test_state_dict_is_shared_with_reference():
     assert list(ours.state_dict()) == list(ref.state_dict())
 
 
-def test_cell_computes_each_states_relu_once(monkeypatch):
+@pytest.mark.parametrize("backend", ["lean", "plain"])
+def test_cell_computes_each_states_relu_once(monkeypatch, backend):
     """The first cell's ReLUs: one for its input (both preprocessings read the stem output),
     one per state with out-edges (5), and the inner ReLU of each sep_conv (14 edges x 2)."""
     space = DartsSpace()
-    net = build_supernet(space, 10, **SMALL)
+    net = build_supernet(space, 10, **SMALL, backend=backend)
     calls = {"relu": 0, "in_cell": False}
     relu = torch.Tensor.relu
 
@@ -323,3 +325,25 @@ def test_relu_conv2d_input_gradient_with_frozen_weights(
     assert asked and all(need == (True, False) for need in asked)
     torch.testing.assert_close(y_frozen.detach(), y)
     torch.testing.assert_close(x_only.grad, gx)
+
+
+def test_plain_edge_scales_its_ops_in_their_batchnorms():
+    """A plain dense edge multiplies by an op weight only where the op ends without a
+    BatchNorm (skip_connect): the other weights are their last BatchNorms' weights."""
+    space = DartsSpace()
+    torch.manual_seed(0)
+    edge = build_supernet(space, 10, **SMALL, backend="plain").net.cells[0].edges[0]
+    w = torch.rand(len(space.op_names)).requires_grad_()
+    x = torch.randn(2, edge.channels, 8, 8)
+    ops = []
+
+    class Ops(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            ops.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with Ops():
+        out = edge(x, w, [True] * len(w))
+    assert ops.count("mul") == 1
+    expected = sum(w[k] * op(x) for k, op in enumerate(edge.ops) if k != 0)  # 0: none
+    torch.testing.assert_close(out, expected)

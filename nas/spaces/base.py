@@ -146,6 +146,13 @@ class SearchSpace(abc.ABC):
             ) from None
 
 
+def per_edge(edge_args: Sequence[object]) -> list[Sequence[object]]:
+    """A cell's per-edge arguments, each indexable by edge: a tensor's rows come out of one
+    ``unbind`` (views; their gradients go back in one ``stack``, where indexing the tensor per
+    edge makes a zero-filled copy of it for each edge in backward)."""
+    return [a.unbind(0) if isinstance(a, torch.Tensor) else a for a in edge_args]
+
+
 def searchable_cells(net: nn.Module) -> Iterator[tuple[int, nn.Module, str, tuple[int, ...]]]:
     """``(index in net.cells, cell, cell kind, edge ids)`` of every cell of a space's network
     that has searchable edges (fixed blocks between cells, NB201's residual blocks, are

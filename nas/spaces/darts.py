@@ -20,7 +20,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import nn
 
-from nas.spaces.base import ArchError, OpWeights, SearchSpace, register_space
+from nas.spaces.base import ArchError, OpWeights, SearchSpace, per_edge, register_space
 from nas.spaces.ops import FactorizedReduce, ReLUConvBN, cat_channels, make_op
 
 DARTS_OPS = (
@@ -132,12 +132,13 @@ class DartsCell(nn.Module):
             self.run_preprocess(self.preprocess0, s0),
             self.run_preprocess(self.preprocess1, s1),
         ]
+        rows = per_edge(edge_args)
         nodes: list[torch.Tensor | None] = [None] * STEPS
         k = 0
         for i in range(STEPS):
             while k < len(self.edge_ids) and DARTS_EDGES[self.edge_ids[k]][0] == i:
                 e = self.edge_ids[k]
-                out = self.edges[k](states[DARTS_EDGES[e][1]], *(a[e] for a in edge_args))
+                out = self.edges[k](states[DARTS_EDGES[e][1]], *(a[e] for a in rows))
                 nodes[i] = out if nodes[i] is None else nodes[i] + out
                 k += 1
             if nodes[i] is None:

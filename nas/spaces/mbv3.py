@@ -34,7 +34,7 @@ from timm.models._efficientnet_blocks import (
 )
 from torch import nn
 
-from nas.spaces.base import ArchError, OpWeights, SearchSpace, register_space
+from nas.spaces.base import ArchError, OpWeights, SearchSpace, per_edge, register_space
 
 KERNELS = (3, 5, 7)
 EXPANDS = (3, 4, 6)
@@ -103,8 +103,9 @@ class MBV3Stage(nn.Module):
         self.edge_ids = tuple(edge_ids)
 
     def forward(self, x: torch.Tensor, *edge_args: Sequence[object]) -> torch.Tensor:
+        rows = per_edge(edge_args)
         for e, edge in zip(self.edge_ids, self.edges, strict=True):
-            x = edge(x, *(a[e] for a in edge_args))
+            x = edge(x, *(a[e] for a in rows))
         return x
 
 

@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from nas.spaces.base import ArchError, OpWeights, SearchSpace, register_space
+from nas.spaces.base import ArchError, OpWeights, SearchSpace, per_edge, register_space
 from nas.spaces.ops import ResNetBasicBlock, make_op
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -116,12 +116,13 @@ class NB201Cell(nn.Module):
         self.edges = nn.ModuleList(edges)
 
     def forward(self, x: torch.Tensor, *edge_args: Sequence[object]) -> torch.Tensor:
+        rows = per_edge(edge_args)
         nodes = [x]
         e = 0
         for j in range(1, 4):
             total = None
             for i in range(j):
-                out = self.edges[e](nodes[i], *(a[e] for a in edge_args))
+                out = self.edges[e](nodes[i], *(a[e] for a in rows))
                 total = out if total is None else total + out
                 e += 1
             nodes.append(total)

@@ -58,7 +58,8 @@ def _bn_args(
 
 def lean_batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, scale: Scale = None) -> torch.Tensor:
     """``scale * bn(x)`` (``bn(x)`` when ``scale`` is None, storing only the output when ``bn``
-    is affine-free and normalises with batch statistics). ``scale``: 0-d tensor."""
+    is affine-free and normalises with batch statistics). ``scale``: 0-d tensor, or a dense
+    ``[C]`` row of one value (taken as the weight as it is)."""
     running_mean, running_var, training, momentum = _bn_args(bn)
     if scale is None and training and not bn.affine:
         return batch_norm_saving_output(x, running_mean, running_var, momentum, bn.eps)

@@ -26,6 +26,7 @@ from torch import nn
 from nas.spaces.ops import Zero, make_op
 from nas.supernet.lean_ops import lean_forward
 from nas.supernet.partial import PartialChannels, partial_channels
+from nas.supernet.plain_ops import plain_forward
 from nas.supernet.shared import SharedWork
 
 
@@ -42,10 +43,11 @@ def straight_through(out: torch.Tensor, w: torch.Tensor, active: Sequence[bool])
 class MixedOp(nn.Module):
     """All candidate ops of one edge. ``[B, C, H, W] -> [B, C, H / stride, W / stride]``.
 
-    ``lean`` runs each op through :func:`~nas.supernet.lean_ops.lean_forward` (same function,
-    less memory and time; the op's weight folded into its last BatchNorm), sharing work on the
-    input with the cell's other edges through ``shared``; :meth:`weighted_sum` is the override
-    point of variants that combine the op outputs differently.
+    Each op runs through :func:`~nas.supernet.lean_ops.lean_forward` (``lean``: less memory
+    and time on a CPU) or :func:`~nas.supernet.plain_ops.plain_forward` (fewest kernels,
+    for a GPU); both fold the op's weight into its last BatchNorm and share work on the input
+    with the cell's other edges through ``shared``. :meth:`weighted_sum` is the override point
+    of variants that combine the op outputs differently.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleList(make_op(n, c_op, stride, affine, track, pool_bn) for n in op_names)
         self.zero = Zero(c, stride)
         self.channels = c
+        self.op_channels = c_op
         self.lean = lean
         self.shared = shared
         self.partial = partial
@@ -102,14 +105,24 @@ class MixedOp(nn.Module):
         return PartialChannels(op, self.partial, self.stride, self.channels)
 
     def run_op(self, k: int, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """``scale * op_k(x)``; ``scale``: 0-d tensor."""
+        """``scale * op_k(x)``; ``scale``: the op's weight, 0-d (lean) or a ``[C]`` row of it
+        (plain)."""
         if self.lean:
             return lean_forward(self.ops[k], x, scale, self.shared)
-        return scale * self.ops[k](x)
+        return plain_forward(self.ops[k], x, scale, self.shared)
+
+    def scales(self, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Each op's weight as :meth:`run_op` takes it: ``w``'s entries (lean), or each
+        repeated over the ops' channels (plain: the weights of their last BatchNorms), made in
+        one kernel for the edge and handed back in one (``unbind``: no per-op ``select``)."""
+        if self.lean:
+            return w.unbind(0)
+        return w.unsqueeze(1).expand(-1, self.op_channels).contiguous().unbind(0)
 
     def weighted_sum(self, x: torch.Tensor, w: torch.Tensor, ks: Sequence[int]) -> torch.Tensor:
         """``sum_{k in ks} w[k] * op_k(x)``, accumulated in place into the first term."""
-        out = self.run_op(ks[0], x, w[ks[0]])
+        scales = self.scales(w)
+        out = self.run_op(ks[0], x, scales[ks[0]])
         for k in ks[1:]:
-            out.add_(self.run_op(k, x, w[k]))
+            out.add_(self.run_op(k, x, scales[k]))
         return out

@@ -8,11 +8,11 @@ Execution options shared by every space (``space.supernet`` config keys), none o
 changes the function computed:
 
 * ``backend`` (default ``auto``): ``lean`` runs the ops through their lean forwards
-  (:mod:`nas.supernet.lean_ops`) and does the work that a cell's edges do on one state once
-  (:mod:`nas.supernet.shared`): fewer bytes and FLOPs, more and smaller kernels, which wins on
-  a few CPU cores; ``plain`` runs each op's own modules (cuDNN's convolutions, fewest kernel
-  launches), which wins on a GPU; ``auto`` picks ``plain`` where the run trains on CUDA and
-  ``lean`` elsewhere (:func:`resolve_backend`);
+  (:mod:`nas.supernet.lean_ops`): fewer bytes and FLOPs, more and smaller kernels, which wins
+  on a few CPU cores; ``plain`` runs each op's own modules (:mod:`nas.supernet.plain_ops`:
+  cuDNN's convolutions, fewest kernel launches), which wins on a GPU; ``auto`` picks ``plain``
+  where the run trains on CUDA and ``lean`` elsewhere (:func:`resolve_backend`). Both do the
+  work that a cell's edges do on one state once (:mod:`nas.supernet.shared`);
 * ``channels_last`` (default True): parameters and activations in the channels-last layout;
 * ``compile`` (default False): the network is wrapped by ``torch.compile``: ``true`` (its
   default mode), a mode name (``reduce-overhead``: Inductor's kernels replayed as CUDA graphs)
@@ -41,6 +41,7 @@ from nas.spaces.nb201 import NB201Network
 from nas.supernet.elastic import ElasticBlock
 from nas.supernet.lean_ops import lean_forward
 from nas.supernet.mixed_op import MixedOp
+from nas.supernet.plain_ops import plain_forward
 from nas.supernet.shared import SharedWork
 
 
@@ -81,7 +82,7 @@ def _darts(space: DartsSpace, num_classes: int, in_channels: int, **kw: object) 
     execution = _execution_options(kw)
     _no_more(kw, "darts")
     edge_ids = range(len(DARTS_EDGES))
-    shared = execution.shared()
+    shared = SharedWork()
 
     def cell_edges(kind: str):
         def make(c_: int, stride: int, e: int) -> MixedOp:
@@ -99,7 +100,7 @@ def _darts(space: DartsSpace, num_classes: int, in_channels: int, **kw: object) 
         layers=layers,
         stem_multiplier=stem_multiplier,
         affine=affine,
-        run_preprocess=partial(lean_forward, shared=shared) if execution.lean else None,
+        run_preprocess=partial(lean_forward if execution.lean else plain_forward, shared=shared),
     )
     return execution.wrap(space, net, shared)
 
@@ -110,7 +111,7 @@ def _nb201(space: NB201Space, num_classes: int, in_channels: int, **kw: object) 
     partial_k = int(kw.pop("partial_channels", 1))
     execution = _execution_options(kw)
     _no_more(kw, "nb201")
-    shared = execution.shared()
+    shared = SharedWork()
     net = NB201Network(
         lambda c_, e: MixedOp(
             space.op_names, c_, 1, affine, track, False, execution.lean, shared, partial_k
@@ -176,10 +177,6 @@ class _Execution:
     @property
     def lean(self) -> bool:
         return self.backend == "lean"
-
-    def shared(self) -> SharedWork | None:
-        """The memo of a lean supernet's shared work (None: nothing shared)."""
-        return SharedWork() if self.lean else None
 
     def wrap(self, space: SearchSpace, net: nn.Module, shared: SharedWork | None) -> Supernet:
         """The supernet of ``net``; ``shared`` is scoped to each of ``net.cells``."""
