@@ -22,6 +22,13 @@ memory is its own: peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA.
 * ``weights``: the weight step alone.
 
 img/s = images through forward and backward per second, median over the timed steps.
+``--ops`` also counts the ATen operations of one eager step (views and bare allocations
+left out): what a GPU launches a kernel or more for, the measure of a launch-bound step.
+``--profile PREFIX`` profiles two eager steps (after one warm-up, before the timing) with
+``torch.profiler`` and writes each variant's busiest operations to
+``PREFIX_<variant>_<step>.txt``; the report adds the device's kernel time per step
+(``kernel_ms_per_step``): against a CUDA-graph step's time, what is left besides the kernels' own
+work.
 ``--repeats R`` measures R rounds of both variants, alternating their order, and reports the
 median img/s per variant and the median of the rounds' speedups (a drifting machine speed
 then biases neither variant).
@@ -31,7 +38,8 @@ fp32 (the reference). ``--naive-batch`` runs the references at another batch siz
 
 Usage: ``python scripts/bench_supernet.py --device cpu --precision fp32 --batch 64
 --out bench.json``; ``--out`` writes the figures of the first of ``--kinds`` as JSON:
-``device``, ``precision``, ``variants`` (img/s and peak memory of each), ``speedup`` (ours
+``device``, ``precision``, ``variants`` (img/s and peak memory of each, with ``--ops`` the
+operations per step, with ``--profile`` the kernel milliseconds per step), ``speedup`` (ours
 over naive fp32), ``speedup_bf16`` (over naive in bf16, when measured), ``mem_ratio``.
 """
 
@@ -49,6 +57,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from nas.memory import status_mb
 from nas.search.strategies import frozen
@@ -124,9 +133,17 @@ class Trainer:
         self.net = net
         self.freeze = freeze_weights_in_alpha_step
         self.alphas = init_alphas(device, dtype)
-        self.w_opt = torch.optim.SGD(net.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+        # the multi-tensor (foreach) updates CUDA defaults to, on every device
+        self.w_opt = torch.optim.SGD(
+            net.parameters(), 0.025, momentum=0.9, weight_decay=3e-4, foreach=True
+        )
         self.a_opt = torch.optim.Adam(
-            self.alphas.values(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3, capturable=graph
+            self.alphas.values(),
+            3e-4,
+            betas=(0.5, 0.999),
+            weight_decay=1e-3,
+            capturable=graph,
+            foreach=True,
         )
         self.autocast: Callable[[], contextlib.AbstractContextManager] = (
             (lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=not graph))
@@ -165,7 +182,7 @@ class Trainer:
             self.w_opt.zero_grad(set_to_none=True)
         loss = self.loss(x, y, detach=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0, foreach=True)
         self.w_opt.step()
         return loss.detach()
 
@@ -194,6 +211,47 @@ class Trainer:
             self._capture(kind, train, val)
         self.graph.replay()
         return [loss.item() for loss in self.captured]
+
+
+class CountOps(TorchDispatchMode):
+    """Counts the ATen operations run inside it that compute (not views, detaches or bare
+    allocations): on a GPU, each launches one kernel or more."""
+
+    SKIP = frozenset({"detach", "empty", "empty_like", "empty_strided", "new_empty"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if not func.is_view and name not in self.SKIP and not name.startswith("_record_function"):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def profile_steps(
+    trainer: Trainer, kind: str, train, val, variant: str, args: argparse.Namespace
+) -> float:
+    """Profile two eager steps after a warm-up one; write the busiest operations to
+    ``{args.profile}_{variant}_{kind}.txt`` and return the kernel (or, on a CPU, operator)
+    milliseconds per step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = args.device == "cuda"
+    trainer._step(kind, train, val)  # cuDNN's autotuning and lazy set-up out of the profile
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with profile(activities=activities) as prof:
+        for _ in range(2):
+            trainer._step(kind, train, val)
+        if cuda:
+            torch.cuda.synchronize()
+    events = prof.key_averages()
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    with open(f"{args.profile}_{variant}_{kind}.txt", "w") as f:
+        f.write(events.table(sort_by=sort, row_limit=30))
+    us = sum(e.self_device_time_total if cuda else e.self_cpu_time_total for e in events)
+    return us / 2 / 1000
 
 
 def check_equal(args: argparse.Namespace, device: torch.device) -> None:
@@ -239,6 +297,13 @@ def measure(variant: str, kind: str, args: argparse.Namespace) -> dict[str, floa
     )
     batch = args.batch if variant == "ours" else args.naive_batch or args.batch
     train, val = batches(args, batch, device)
+    extra: dict[str, float] = {}
+    if args.ops:  # one eager step, before any capture
+        with CountOps() as counter:
+            trainer._step(kind, train, val)
+        extra["ops_per_step"] = counter.count
+    if args.profile:
+        extra["kernel_ms_per_step"] = profile_steps(trainer, kind, train, val, variant, args)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times, begin = [], time.perf_counter()
@@ -264,6 +329,7 @@ def measure(variant: str, kind: str, args: argparse.Namespace) -> dict[str, floa
         "img_per_s": images / statistics.median(times),
         "peak_mem_mb": peak_mb,
         "warmup_s": warmup_s,  # compilation or graph capture included
+        **extra,
     }
 
 
@@ -295,6 +361,11 @@ def report(
             "img_per_s": statistics.median(r[v]["img_per_s"] for r in rounds),
             "peak_mem_mb": max(r[v]["peak_mem_mb"] for r in rounds),
             "warmup_s": max(r[v]["warmup_s"] for r in rounds),
+            **{
+                k: rounds[0][v][k]
+                for k in ("ops_per_step", "kernel_ms_per_step")
+                if k in rounds[0][v]
+            },
         }
         for v in variants(args)
     }
@@ -320,10 +391,18 @@ def report(
         f"{args.steps} timed steps after {args.warmup} warm-up, {len(rounds)} round(s) "
         f"(speedups {', '.join(f'{r:.2f}' for r in ratios)})"
     )
-    print(f"| variant | img/s | {mem} (MB) | warm-up (s) |\n|---|---:|---:|---:|")
+    columns = {"ops_per_step": "ops per step", "kernel_ms_per_step": "kernel ms per step"}
+    shown = [k for k in columns if k in results["ours"]]
+    print(
+        f"| variant | img/s | {mem} (MB) | warm-up (s) |"
+        + "".join(f" {columns[k]} |" for k in shown)
+        + "\n|---|---:|---:|---:|"
+        + "---:|" * len(shown)
+    )
     for variant, r in results.items():
         print(
             f"| {variant} | {r['img_per_s']:.1f} | {r['peak_mem_mb']:.0f} | {r['warmup_s']:.1f} |"
+            + "".join(f" {r[k]:,.0f} |" if k == "ops_per_step" else f" {r[k]:.1f} |" for k in shown)
         )
     if "speedup" in summary:
         print(f"| ours/naive | {summary['speedup']:.2f}x | {summary['mem_ratio']:.2f} |")
@@ -362,6 +441,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         dest="references",
         action="store_false",
         help="time ours alone (no reference network, no equality check)",
+    )
+    p.add_argument("--ops", action="store_true", help="count the ATen operations of one eager step")
+    p.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="profile two eager steps; tables to PREFIX_*.txt (a CPU's peak RSS then counts it)",
     )
     p.add_argument("--naive-batch", type=int, default=0, help="the references' batch (0: --batch)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

@@ -5,7 +5,9 @@
 # steps take about 9 minutes; STEPS picks some when device time is short:
 #  1. the DARTS supernet's bi-level step at the paper's batch: ours (plain cuDNN ops, bf16, the
 #     whole step as one CUDA graph) against the paper's network in fp32 and in bf16, same GPU,
-#     same run; then batch 256 and 512, and ours without graphs;
+#     same run, with each one's operations per step and kernel time per step (torch.profiler:
+#     the busiest kernels in $OUT/profile_*.txt); then batch 256 and 512 (512 profiled), and
+#     ours without graphs;
 #  2. search epochs of +experiment=cifar10_fast through Lightning (batches on the GPU; 20
 #     steps each) on CIFAR-sized synthetic images (50,000 of 32x32: the machine has no
 #     network): batch 256 with the steps as CUDA graphs (search.cuda_graph; Lightning's simple
@@ -42,11 +44,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 $PY -c "import torch; print('torch', torch.__version__, torch.version.cuda)" | tee -a "$LOG"
 SUPERNET="$PY scripts/bench_supernet.py --device cuda --precision bf16 --kinds bilevel --warmup 3 --steps 10"
 # each variant runs in a fresh process: about 15-30 s each with start-up
-step supernet 150 "bi-level step, batch 64, whole step as one CUDA graph, against the references" \
-  $SUPERNET --batch 64 --graph --out "$OUT/supernet_b64_graph.json"
-step supernet_more 80 "bi-level step, batch 256 and 512, one CUDA graph" bash -c "\
+step supernet 170 "bi-level step, batch 64, whole step as one CUDA graph, against the references" \
+  $SUPERNET --batch 64 --graph --ops --profile "$OUT/profile_b64" --out "$OUT/supernet_b64_graph.json"
+step supernet_more 100 "bi-level step, batch 256 and 512, one CUDA graph" bash -c "\
   $SUPERNET --batch 256 --graph --no-references --out $OUT/supernet_b256_graph.json && \
-  $SUPERNET --batch 512 --graph --no-references --out $OUT/supernet_b512_graph.json"
+  $SUPERNET --batch 512 --graph --no-references --profile $OUT/profile_b512 \
+    --out $OUT/supernet_b512_graph.json"
 step supernet_eager 90 "bi-level step, batch 64 and 256, plain backend, eager" bash -c "\
   $SUPERNET --batch 64 --backend plain --no-references && \
   $SUPERNET --batch 256 --backend plain --no-references --out $OUT/supernet_b256_eager.json"
