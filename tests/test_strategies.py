@@ -544,3 +544,18 @@ def test_search_writes_wiring_diagnostics_and_warns_on_skip_collapse(
     assert len(records[0]["cells"]["normal"]["entropy"]) == 14
     for epoch in (0, 1):
         assert (tmp_path / "wiring" / f"epoch_{epoch:03d}" / "op_weights_normal.png").stat().st_size
+
+
+def test_wiring_pictures_are_drawn_in_the_validated_epochs_and_the_last(tiny_cfg, tmp_path):
+    from nas.io import read_jsonl
+
+    run(
+        tiny_cfg(
+            "search.epochs=3",
+            "trainer.check_val_every_n_epoch=2",
+            "callbacks.wiring_diagnostics.pictures=true",
+        )
+    )
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "wiring.jsonl")] == [0, 1, 2]
+    drawn = sorted(p.name for p in (tmp_path / "wiring").iterdir())
+    assert drawn == ["epoch_001", "epoch_002"]  # epoch 1 validates, epoch 2 is the last

@@ -90,14 +90,22 @@ def _plots_available() -> bool:
     return True
 
 
+def _validates_or_ends(trainer: pl.Trainer, epoch: int) -> bool:
+    """Whether ``epoch`` validates (by ``trainer.check_val_every_n_epoch``) or is the last."""
+    every = trainer.check_val_every_n_epoch or 1
+    return (epoch + 1) % every == 0 or epoch + 1 >= (trainer.max_epochs or 0)
+
+
 class WiringDiagnostics(pl.Callback):
     """After every training epoch of a search whose strategy has architecture parameters
     (other modules and single-path strategies: nothing), on rank zero: log
     :func:`wiring_stats` as ``wiring/<kind>_*``, append them to ``wiring.jsonl`` (epochs
     already there, from before a resume, are not repeated), save
     ``wiring/epoch_<n>/op_weights_<kind>.png`` and the derived cell ``wiring/epoch_<n>/cell.png``
-    (and log both to W&B when a W&B logger is on; ``pictures=False`` skips the pictures,
-    about 3 CPU seconds an epoch), and warn when the derived normal cell has ``SKIP_WARNING`` or more skip connections."""
+    (and log both to W&B when a W&B logger is on) in the epochs that validate
+    (``trainer.check_val_every_n_epoch``) and the last one (``pictures=False``: never; about
+    3 CPU seconds an epoch), and warn when the derived normal cell has ``SKIP_WARNING`` or
+    more skip connections."""
 
     def __init__(self, run_dir: str | Path, pictures: bool = True) -> None:
         self.run_dir = Path(run_dir)
@@ -131,7 +139,7 @@ class WiringDiagnostics(pl.Callback):
         path = self.run_dir / WIRING_FILE
         if all(r["epoch"] != epoch for r in read_jsonl(path)):
             append_jsonl(path, {"epoch": epoch, "arch": space.to_str(arch), "cells": stats})
-        if self.pictures:
+        if self.pictures and _validates_or_ends(trainer, epoch):
             self._pictures(trainer, space, epoch, probs, arch)
 
     def _pictures(
