@@ -3,10 +3,10 @@
 Composes ``python train.py <overrides>`` (default ``+experiment=cifar10_fast``), builds the
 search's datamodule, ``SupernetModule`` and Trainer as the ``search`` stage does, and trains
 ``--epochs`` epochs (validation and checkpoints included), timing each one. The first epoch
-carries the one-time costs (cuDNN's autotuning, compilation, CUDA-graph capture); the last
-is the steady state. The projection of the configured search (``search.epochs``) is the set-up
-(data read onto the device, the module built) plus the first epoch's one-time costs (its
-time over the steady epoch's) plus every epoch at the steady epoch's time. With
+carries the one-time costs (cuDNN's autotuning, compilation, CUDA-graph capture); the later
+ones are the steady state. The projection of the configured search (``search.epochs``) is the
+set-up (data read onto the device, the module built) plus the first epoch's one-time costs
+(its time over a steady epoch's of its kind) plus every epoch at a steady epoch's time. With
 ``trainer.limit_train_batches`` / ``limit_val_batches`` (a short check of a slow configuration)
 the epochs timed are cut short and the projection scales the steady epoch's training and
 validation seconds up to the full ones (training steps: the shorter half's batches).
@@ -14,18 +14,21 @@ validation seconds up to the full ones (training steps: the shorter half's batch
 img/s counts the training images one epoch's steps push through forward and backward: both
 halves' batches of a bi-level step (``2 * batch * steps``) over the time from the first
 step's start to the last step's end. The rest of an epoch (validation, and the epoch's own
-work: its order and crops, logging, the checkpoint) is timed apart; the projection scales
-the steps and the validation batches to their full counts and adds the epoch's own work
-once per epoch. Every timed epoch validates; the projection counts validation only in the
-epochs the search validates (``trainer.check_val_every_n_epoch``: ``search.epochs // n`` of
-them) and the epoch's own work in every epoch (its checkpoint included, which an epoch
-without validation does not write: the projection errs long).
+work: its order and crops, logging, the wiring pictures, the checkpoints) is timed apart; the
+projection scales the steps and the validation batches to their full counts and adds the
+epoch's own work once per epoch. A search that validates every epoch is timed so; one that
+validates every ``n`` > 1 epochs (``trainer.check_val_every_n_epoch``; the checkpoint and the
+wiring pictures come with validation) is timed validating every second epoch (``--epochs``
+>= 4: epochs 1 and 3 validate, epoch 2, neither the first nor the last, does not), and the
+projection counts ``search.epochs // n`` epochs like the last validated one and the others
+like epoch 2.
 
     python scripts/bench_epoch.py --override trainer=gpu --out outputs/bench/epoch.json
 
 ``--out`` writes JSON: ``overrides``, ``device``, ``batch_size``, ``steps_per_epoch`` (timed),
 ``full_steps_per_epoch``, ``val_batches`` (timed), ``full_val_batches``, ``epoch_s`` (each
-epoch's seconds), ``steps_s`` (their training steps'), ``val_s`` (their validation's),
+epoch's seconds), ``steps_s`` (their training steps'), ``val_s`` (their validation's, 0 where
+an epoch did not validate),
 ``img_per_s`` (of the last epoch's steps), ``setup_s``, ``search_epochs``,
 ``validated_epochs`` and ``projected_search_min``.
 """
@@ -60,7 +63,7 @@ class EpochClock(pl.Callback):
     def __init__(self) -> None:
         self.marks: list[float] = []
         self.steps_s: list[float] = []
-        self.val_s: list[float] = []
+        self.val_s: dict[int, float] = {}  # by epoch
 
     def _now(self, module: pl.LightningModule) -> float:
         if module.device.type == "cuda":
@@ -92,7 +95,7 @@ class EpochClock(pl.Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self.val_s.append(self._now(module) - self._val_start)
+            self.val_s[trainer.current_epoch] = self._now(module) - self._val_start
 
     def on_fit_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.marks.append(self._now(module))
@@ -108,8 +111,13 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
             extra = ["logger=none", f"paths.output_dir={tmp}"]
             cfg = compose("train", overrides=[*overrides, *extra])
         every = int(cfg.trainer.get("check_val_every_n_epoch") or 1)
-        with open_dict(cfg):
-            cfg.trainer.check_val_every_n_epoch = 1  # time validation in every epoch
+        if every > 1 and epochs < 4:
+            raise ValueError(
+                f"--epochs must be >= 4 for a search that validates every {every} epochs "
+                "(a steady epoch with validation and one without, neither the first)"
+            )
+        with open_dict(cfg):  # time a steady epoch of each kind
+            cfg.trainer.check_val_every_n_epoch = min(every, 2)
         pl.seed_everything(cfg.seed, workers=True)
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
         dm = SearchDataModule(cfg.dataset, seed=cfg.seed)
@@ -119,19 +127,27 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
         trainer.fit(module, datamodule=dm)
     marks = clock.marks
     epoch_s = [b - a for a, b in itertools.pairwise(marks)]
-    val_s = clock.val_s or [0.0] * len(epoch_s)
+    val_s = [clock.val_s.get(i, 0.0) for i in range(len(epoch_s))]
     steps_s = clock.steps_s
-    own_s = epoch_s[-1] - val_s[-1] - steps_s[-1]  # the epoch's own work, once per epoch
+    own_s = [e - t - v for e, t, v in zip(epoch_s, steps_s, val_s, strict=True)]
     steps, val_batches = trainer.num_training_batches, sum(trainer.num_val_batches)
     full = min(len(loader) for loader in dm.train_dataloader().iterables.values())
     full_val = len(dm.val_dataloader())
     batch = int(cfg.dataset.batch_size)
     total = int(cfg.search.epochs)
     setup_s = marks[0] - start
-    once = max(epoch_s[0] - epoch_s[-1], 0.0)  # the first epoch's one-time costs
-    val = val_s[-1] * full_val / val_batches if val_batches else 0.0
+    validated_at = max(clock.val_s, default=len(epoch_s) - 1)  # steady: the last validated, ...
+    plain_at = 2 if every > 1 else validated_at  # ... one without validation (if any)
+    once = max(epoch_s[0] - epoch_s[plain_at], 0.0)  # the first epoch's one-time costs
+    steps_full = steps_s[-1] * full / steps
+    val = val_s[validated_at] * full_val / val_batches if val_batches else 0.0
     validated = total // every
-    steady = steps_s[-1] * full / steps + own_s
+    search_s = (
+        setup_s
+        + once
+        + validated * (steps_full + val + own_s[validated_at])
+        + (total - validated) * (steps_full + own_s[plain_at])
+    )
     device = trainer.strategy.root_device
     return {
         "overrides": overrides,
@@ -148,7 +164,7 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
         "setup_s": setup_s,
         "search_epochs": total,
         "validated_epochs": validated,
-        "projected_search_min": (setup_s + once + total * steady + validated * val) / 60,
+        "projected_search_min": search_s / 60,
     }
 
 
@@ -156,7 +172,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--override", action="append", default=[], help="a Hydra override (repeatable)")
     p.add_argument("--no-default", action="store_true", help=f"do not prepend {DEFAULT}")
-    p.add_argument("--epochs", type=int, default=2, help="epochs timed (>= 2: one warm)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=2,
+        help="epochs timed (>= 2: one warm; >= 4 when the search validates every n > 1 epochs)",
+    )
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     if args.epochs < 2:

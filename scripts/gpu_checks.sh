@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, in one go on a lent H100/H200 (figures in the README, "On a
 # GPU"); each step has its own time limit, so one that fails or hangs costs only its share
-# (the H200 needed 15-30 s per fresh process; ``bench_supernet`` starts one per variant). All
-# steps take about 9 minutes; STEPS picks some when device time is short:
+# (the H200 needed 15-30 s per fresh process; ``bench_supernet`` starts one per variant). The
+# default steps take about 9 minutes; STEPS picks others or fewer when device time is short:
 #  1. the DARTS supernet's bi-level step at the paper's batch: ours (plain cuDNN ops, bf16, the
 #     whole step as one CUDA graph) against the paper's network in fp32 and in bf16, same GPU,
 #     same run, with each one's operations per step and kernel time per step (torch.profiler:
@@ -11,12 +11,14 @@
 #  2. search epochs of +experiment=cifar10_fast through Lightning (batches on the GPU; 20
 #     steps each) on CIFAR-sized synthetic images (50,000 of 32x32: the machine has no
 #     network): batch 256 with the steps as CUDA graphs (search.cuda_graph; Lightning's simple
-#     profiler on), batch 512 with the rates scaled, and eager; the projected 50-epoch search;
+#     profiler on), batch 512 with the rates scaled, and eager (epoch_eager: not a default
+#     step, about 1.5 minutes); 4 epochs each (the recipe validates every 5th: a steady epoch
+#     with validation and one without are timed); the projected 50-epoch search;
 #  3. torch.compile's cudagraphs backend: its compile time and step;
 #  4. the CUDA tests (every proxy and evaluator against the CPU, both backends under bf16,
 #     the search with CUDA graphs against the eager one).
-# STEPS (default: all) picks some: supernet, supernet_more, supernet_eager, epoch_graph,
-# epoch_b512, epoch_eager, compile, tests. Results go to $OUT. Python packages the GPU
+# STEPS (default: all but epoch_eager) picks some: supernet, supernet_more, supernet_eager,
+# epoch_graph, epoch_b512, epoch_eager, compile, tests. Results go to $OUT. Python packages the GPU
 # machine lacks travel as wheels in .whl/ (hydra-core, omegaconf, antlr4-python3-runtime,
 # torchdata; see the device notes).
 set -uo pipefail
@@ -29,7 +31,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 LOG="$OUT/gpu.log"
-STEPS=${STEPS:-supernet supernet_more supernet_eager epoch_graph epoch_b512 epoch_eager compile tests}
+STEPS=${STEPS:-supernet supernet_more supernet_eager epoch_graph epoch_b512 compile tests}
 step() { # step <name> <seconds> <title> <command...>: run it under a time limit, log its tail
   local name=$1 limit=$2 title=$3 start=$(date +%s)
   shift 3
@@ -58,15 +60,15 @@ SYNTHETIC=(--override dataset=synthetic --override dataset.n_train=50000
   --override dataset.num_classes=10 --override dataset.augment=true
   --override trainer.enable_progress_bar=false
   --override trainer.limit_train_batches=20 --override trainer.limit_val_batches=4)
-step epoch_graph 150 "search epochs, +experiment=cifar10_fast, steps as CUDA graphs (20 steps each)" \
-  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=true --epochs 2 \
+step epoch_graph 170 "search epochs, +experiment=cifar10_fast, steps as CUDA graphs (20 steps each)" \
+  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=true --epochs 4 \
   --override +trainer.profiler=simple --out "$OUT/epoch_fast_graph.json"
-step epoch_b512 150 "search epochs, cifar10_fast at batch 512 (rates scaled), CUDA graphs (20 steps each)" \
-  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=true --epochs 2 \
+step epoch_b512 170 "search epochs, cifar10_fast at batch 512 (rates scaled), CUDA graphs (20 steps each)" \
+  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=true --epochs 4 \
   --override dataset.batch_size=512 --override search.w_lr=0.2 --override search.w_lr_min=0.008 \
   --override search.arch_lr=8.5e-4 --out "$OUT/epoch_fast_b512_graph.json"
-step epoch_eager 120 "search epochs, +experiment=cifar10_fast, eager steps (20 steps each)" \
-  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=false --epochs 2 \
+step epoch_eager 150 "search epochs, +experiment=cifar10_fast, eager steps (20 steps each)" \
+  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=false --epochs 4 \
   --out "$OUT/epoch_fast_eager.json"
 step compile 120 "bi-level step, batch 64, torch.compile cudagraphs backend (compile time)" \
   $SUPERNET --batch 64 --compile cudagraphs --no-references --warmup 4 --steps 5
