@@ -3,7 +3,8 @@
 Variants, built from one seed with the same parameters (the reference copies ours):
 
 * ``ours``: ``nas.supernet.build_supernet(DartsSpace(), ...)`` as ``search=darts`` uses it,
-  with ``--backend`` (``auto``: lean on the CPU, plain on CUDA), ``--compile`` (e.g.
+  with ``--backend`` (``auto``: lean on the CPU, plain on CUDA), ``--nchw`` (the NCHW
+  layout instead of channels-last), ``--compile`` (e.g.
   ``cudagraphs``) or ``--graph`` (the whole step captured as one CUDA graph), under bf16
   autocast with ``--precision bf16``;
 * ``naive``: the search network of "DARTS: Differentiable Architecture Search" (arXiv
@@ -89,6 +90,7 @@ def build(variant: str, args: argparse.Namespace) -> torch.nn.Module:
     options = {"c": args.c, "layers": args.layers, "backend": args.backend}
     if variant == "ours":
         options["compile"] = compile_option(args.compile)
+        options["channels_last"] = args.channels_last
     ours = build_supernet(space, args.classes, 3, **options)
     if variant == "ours":
         return ours
@@ -387,7 +389,8 @@ def report(
     print(
         f"\n{kind} step, batch {args.batch} (naive {args.naive_batch or args.batch}), "
         f"C={args.c}, {args.layers} cells, {args.size}x{args.size}, {args.device}, ours "
-        f"{args.precision} (backend {args.backend}, compile {args.compile}) / naive fp32, "
+        f"{args.precision} (backend {args.backend}, compile {args.compile}, "
+        f"{'channels-last' if args.channels_last else 'NCHW'}) / naive fp32, "
         f"{args.steps} timed steps after {args.warmup} warm-up, {len(rounds)} round(s) "
         f"(speedups {', '.join(f'{r:.2f}' for r in ratios)})"
     )
@@ -433,6 +436,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="ours' space.supernet.compile: none, true, a torch.compile mode or cudagraphs",
     )
     p.add_argument("--backend", default="auto", help="ours' space.supernet.backend")
+    p.add_argument(
+        "--nchw",
+        dest="channels_last",
+        action="store_false",
+        help="ours in NCHW (space.supernet.channels_last=false; default channels-last)",
+    )
     p.add_argument(
         "--graph", action="store_true", help="ours' whole step captured as one CUDA graph"
     )

@@ -6,8 +6,9 @@
 #  1. the DARTS supernet's bi-level step at the paper's batch: ours (plain cuDNN ops, bf16, the
 #     whole step as one CUDA graph) against the paper's network in fp32 and in bf16, same GPU,
 #     same run, with each one's operations per step and kernel time per step (torch.profiler:
-#     the busiest kernels in $OUT/profile_*.txt); then batch 256 and 512 (512 profiled), and
-#     ours without graphs;
+#     the busiest kernels in $OUT/profile_*.txt); then batch 256 and 512 (512 profiled), 512
+#     in NCHW instead of channels-last, and ours without graphs (supernet_eager: not a
+#     default step);
 #  2. search epochs of +experiment=cifar10_fast through Lightning (batches on the GPU; 20
 #     steps each) on CIFAR-sized synthetic images (50,000 of 32x32: the machine has no
 #     network): batch 256 with the steps as CUDA graphs (search.cuda_graph; Lightning's simple
@@ -17,8 +18,9 @@
 #  3. torch.compile's cudagraphs backend: its compile time and step;
 #  4. the CUDA tests (every proxy and evaluator against the CPU, both backends under bf16,
 #     the search with CUDA graphs against the eager one).
-# STEPS (default: all but epoch_eager) picks some: supernet, supernet_more, supernet_eager,
-# epoch_graph, epoch_b512, epoch_eager, compile, tests. Results go to $OUT. Python packages the GPU
+# STEPS (default: all but the eager ones, supernet_eager and epoch_eager) picks some:
+# supernet, supernet_more, supernet_layout, supernet_eager, epoch_graph, epoch_b512,
+# epoch_eager, compile, tests. Results go to $OUT. Python packages the GPU
 # machine lacks travel as wheels in .whl/ (hydra-core, omegaconf, antlr4-python3-runtime,
 # torchdata; see the device notes).
 set -uo pipefail
@@ -31,7 +33,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 LOG="$OUT/gpu.log"
-STEPS=${STEPS:-supernet supernet_more supernet_eager epoch_graph epoch_b512 compile tests}
+STEPS=${STEPS:-supernet supernet_more supernet_layout epoch_graph epoch_b512 compile tests}
 step() { # step <name> <seconds> <title> <command...>: run it under a time limit, log its tail
   local name=$1 limit=$2 title=$3 start=$(date +%s)
   shift 3
@@ -52,6 +54,8 @@ step supernet_more 100 "bi-level step, batch 256 and 512, one CUDA graph" bash -
   $SUPERNET --batch 256 --graph --no-references --out $OUT/supernet_b256_graph.json && \
   $SUPERNET --batch 512 --graph --no-references --profile $OUT/profile_b512 \
     --out $OUT/supernet_b512_graph.json"
+step supernet_layout 60 "bi-level step, batch 512, one CUDA graph, NCHW instead of channels-last" \
+  $SUPERNET --batch 512 --graph --no-references --nchw --out "$OUT/supernet_b512_graph_nchw.json"
 step supernet_eager 90 "bi-level step, batch 64 and 256, plain backend, eager" bash -c "\
   $SUPERNET --batch 64 --backend plain --no-references && \
   $SUPERNET --batch 256 --backend plain --no-references --out $OUT/supernet_b256_eager.json"
