@@ -22,7 +22,9 @@ memory is its own: peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA.
   grad-norm clip 5): two batches through forward and backward;
 * ``weights``: the weight step alone.
 
-img/s = images through forward and backward per second, median over the timed steps.
+img/s = images through forward and backward per second, median over the timed steps, with
+cuDNN's autotuning on for every variant (``torch.backends.cudnn.benchmark``, as
+``+experiment=cifar10_fast`` runs; ``--no-cudnn-benchmark``: off).
 ``--ops`` also counts the ATen operations of one eager step (views and bare allocations
 left out): what a GPU launches a kernel or more for, the measure of a launch-bound step.
 ``--profile PREFIX`` profiles two eager steps (after one warm-up, before the timing) with
@@ -437,6 +439,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--backend", default="auto", help="ours' space.supernet.backend")
     p.add_argument(
+        "--no-cudnn-benchmark",
+        dest="cudnn_benchmark",
+        action="store_false",
+        help="time without cuDNN's autotuning (torch.backends.cudnn.benchmark; default on)",
+    )
+    p.add_argument(
         "--nchw",
         dest="channels_last",
         action="store_false",
@@ -474,6 +482,9 @@ def main(argv: list[str]) -> None:
         torch.set_num_threads(args.threads)
     if args.worker:
         variant, kind = args.worker.split(":")
+        # every variant lets cuDNN pick its fastest kernels, as the search recipes do
+        # (trainer.benchmark); the equality check below keeps its deterministic defaults
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark
         print(json.dumps(measure(variant, kind, args)))
         return
     if args.references:

@@ -6,8 +6,8 @@
 #  1. the DARTS supernet's bi-level step at the paper's batch: ours (plain cuDNN ops, bf16, the
 #     whole step as one CUDA graph) against the paper's network in fp32 and in bf16, same GPU,
 #     same run, with each one's operations per step and kernel time per step (torch.profiler:
-#     the busiest kernels in $OUT/profile_*.txt); then batch 256 and 512 (512 profiled), 512
-#     in NCHW instead of channels-last, and ours without graphs (supernet_eager: not a
+#     the busiest kernels in $OUT/profile_*.txt); then batch 256, 1024 and 512 (profiled),
+#     512 in NCHW instead of channels-last (cuDNN's autotuning on throughout), and ours without graphs (supernet_eager: not a
 #     default step);
 #  2. search epochs of +experiment=cifar10_fast through Lightning (batches on the GPU; 20
 #     steps each) on CIFAR-sized synthetic images (50,000 of 32x32: the machine has no
@@ -50,8 +50,9 @@ SUPERNET="$PY scripts/bench_supernet.py --device cuda --precision bf16 --kinds b
 # each variant runs in a fresh process: about 15-30 s each with start-up
 step supernet 170 "bi-level step, batch 64, whole step as one CUDA graph, against the references" \
   $SUPERNET --batch 64 --graph --ops --profile "$OUT/profile_b64" --out "$OUT/supernet_b64_graph.json"
-step supernet_more 100 "bi-level step, batch 256 and 512, one CUDA graph" bash -c "\
+step supernet_more 130 "bi-level step, batch 256, 512 and 1024, one CUDA graph" bash -c "\
   $SUPERNET --batch 256 --graph --no-references --out $OUT/supernet_b256_graph.json && \
+  $SUPERNET --batch 1024 --graph --no-references --out $OUT/supernet_b1024_graph.json && \
   $SUPERNET --batch 512 --graph --no-references --profile $OUT/profile_b512 \
     --out $OUT/supernet_b512_graph.json"
 step supernet_layout 60 "bi-level step, batch 512, one CUDA graph, NCHW instead of channels-last" \
