@@ -1,10 +1,10 @@
 """Plain forwards of the op library's modules for the supernet: fewest kernels, for a GPU.
 
-``plain_forward(op, x, scale, shared)`` computes ``scale * op(x)`` (same values, same gradients,
+``plain_forward(op, x, row, shared)`` computes ``row * op(x)`` (same values, same gradients,
 same BatchNorm running statistics) with the op's own modules (cuDNN's convolutions and
 BatchNorms), launching fewer kernels than running the op and multiplying:
 
-* ``scale`` (the mixed op's weight of the op, as a ``[C]`` row of one value) is the weight of
+* ``row`` (the mixed op's weight of the op, as a ``[C]`` row of one value) is the weight of
   the op's last BatchNorm, so the product and its gradients cost no kernels of their own (the
   BatchNorm's backward computes the weight's gradient anyway);
 * with ``shared`` (:class:`~nas.supernet.shared.SharedWork`), the ReLU of the input, its
@@ -99,6 +99,7 @@ def plain_forward(
 ) -> torch.Tensor:
     """``row * op(x)`` per channel (``op(x)`` without ``row``) through its plain forward when
     its type has one, sharing work on ``x`` through ``shared``. ``x``: ``[B, C, H, W]``;
-    ``row``: ``[C_out]``, one value repeated (a weight of the op)."""
+    ``row``: ``[C_out]``, one value repeated (a weight of the op). Without ``row`` the result
+    may be the shared work itself (a pooling without BatchNorm): not to be changed in place."""
     forward = _PLAIN_FORWARDS.get(type(op))
     return _scaled(op(x), row) if forward is None else forward(op, x, row, shared)
