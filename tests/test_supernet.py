@@ -60,11 +60,13 @@ def test_darts_gradients_equal_reference(options):
         torch.testing.assert_close(b, b_ref, rtol=1e-7, atol=1e-10, msg=name)
 
 
-def test_nb201_lean_equals_plain():
+@pytest.mark.parametrize("partial", [1, 2])
+def test_nb201_lean_equals_plain(partial):
     space = NB201Space()
     torch.manual_seed(0)
-    lean = build_supernet(space, 10, c=4, n_cells=1, backend="lean").double()
-    plain = build_supernet(space, 10, c=4, n_cells=1, backend="plain", channels_last=False).double()
+    kw = {"c": 4, "n_cells": 1, "partial_channels": partial}
+    lean = build_supernet(space, 10, **kw, backend="lean").double()
+    plain = build_supernet(space, 10, **kw, backend="plain", channels_last=False).double()
     plain.load_state_dict(lean.state_dict())
     x, y = _batch(size=8)
     l_lean, g_lean = _loss_and_grads(lean, _alphas(space), x, y)
