@@ -99,21 +99,10 @@ def test_oneshot_evaluator_on_cuda_matches_cpu():
     )
 
 
-def _supernet(space_name: str, lean: bool) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def _supernet(space_name: str, backend: str) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     space = get_space(space_name)
-    if space_name == "nb201":
-        net = build_supernet(
-            space,
-            num_classes=10,
-            in_channels=3,
-            c=4,
-            n_cells=1,
-            backend="lean" if lean else "plain",
-        )
-    else:
-        net = build_supernet(
-            space, num_classes=10, in_channels=3, c=4, layers=3, backend="lean" if lean else "plain"
-        )
+    size = {"n_cells": 1} if space_name == "nb201" else {"layers": 3}
+    net = build_supernet(space, num_classes=10, in_channels=3, c=4, backend=backend, **size)
     # DARTS-style mixed weights: every op of every edge runs
     alphas = {
         k: torch.randn_like(w) for k, w in space.one_hot(space.sample(random.Random(0))).items()
@@ -121,11 +110,19 @@ def _supernet(space_name: str, lean: bool) -> tuple[nn.Module, dict[str, torch.T
     return net, alphas
 
 
-@pytest.mark.parametrize("lean", [True, False], ids=["lean", "plain"])
-@pytest.mark.parametrize("space_name", ["nb201", "darts"])
-def test_supernet_forward_backward_on_cuda_under_bf16_autocast(space_name, lean):
+@pytest.mark.parametrize(
+    ("space_name", "backend"),
+    [
+        ("nb201", "lean"),
+        ("nb201", "plain"),
+        ("darts", "lean"),
+        ("darts", "plain"),
+        ("darts", "grouped"),
+    ],
+)
+def test_supernet_forward_backward_on_cuda_under_bf16_autocast(space_name, backend):
     torch.manual_seed(0)
-    net, alphas = _supernet(space_name, lean)
+    net, alphas = _supernet(space_name, backend)
     x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
     with torch.no_grad():
         reference = net(x, {k: a.softmax(-1) for k, a in alphas.items()})
@@ -144,8 +141,11 @@ def test_supernet_forward_backward_on_cuda_under_bf16_autocast(space_name, lean)
     assert any(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
-def test_search_with_cuda_graphs_trains_as_the_eager_search(tmp_path, precision):
+@pytest.mark.parametrize(
+    ("precision", "backend"),
+    [("32-true", "plain"), ("bf16-mixed", "plain"), ("bf16-mixed", "grouped")],
+)
+def test_search_with_cuda_graphs_trains_as_the_eager_search(tmp_path, precision, backend):
     """Two epochs of 8 bi-level steps (3 eager warm-up steps, then graphs; a β-decay weight
     that changes in the second epoch) and of 2 validation batches (the fourth one replayed):
     the same alphas, weights, step count and validation loss."""
@@ -158,6 +158,7 @@ def test_search_with_cuda_graphs_trains_as_the_eager_search(tmp_path, precision)
         cfg = compose_cfg(
             *tiny(f"paths.output_dir={tmp_path / graph}", "trainer=gpu"),
             f"trainer.precision={precision}",
+            f"space.supernet.backend={backend}",
             "trainer.deterministic=false",
             f"search.cuda_graph={graph}",
             "search.epochs=2",

@@ -349,3 +349,71 @@ def test_plain_edge_scales_its_ops_in_their_batchnorms():
     assert ops.count("mul") == 1
     expected = sum(w[k] * op(x) for k, op in enumerate(edge.ops) if k != 0)  # 0: none
     torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"channels_last": False}, {"affine": True}], ids=["cl", "nchw", "affine"]
+)
+def test_grouped_backend_computes_what_plain_does(options):
+    """Loss, every gradient and every BatchNorm buffer after a dense step; then single paths
+    (run per edge) and eval mode (the running statistics grouped)."""
+    space = DartsSpace()
+    torch.manual_seed(0)
+    plain = build_supernet(space, 10, **SMALL, backend="plain", **options).double()
+    grouped = build_supernet(space, 10, **SMALL, backend="grouped", **options).double()
+    with torch.no_grad():  # affine BatchNorms away from their 1 / 0 start
+        for p in plain.parameters():
+            if p.dim() == 1:  # BatchNorm weights and biases (and the classifier's bias)
+                p.uniform_(0.5, 1.5)
+    grouped.load_state_dict(plain.state_dict())
+    x, y = _batch()
+    l_plain, g_plain = _loss_and_grads(plain, _alphas(space), x, y)
+    l_grouped, g_grouped = _loss_and_grads(grouped, _alphas(space), x, y)
+    torch.testing.assert_close(l_grouped, l_plain, rtol=1e-10, atol=0)
+    for name, g in g_plain.items():
+        torch.testing.assert_close(g_grouped[name], g, rtol=1e-7, atol=1e-10, msg=name)
+    for (name, b), b_plain in zip(
+        grouped.state_dict().items(), plain.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(b, b_plain, rtol=1e-7, atol=1e-10, msg=name)
+    one_hot = {k: w.double() for k, w in space.one_hot(space.sample(random.Random(0))).items()}
+    torch.testing.assert_close(grouped(x, one_hot), plain(x, one_hot))
+    dense = {k: a.softmax(-1) for k, a in _alphas(space).items()}
+    plain.eval()
+    grouped.eval()
+    torch.testing.assert_close(grouped(x, dense), plain(x, dense), rtol=1e-7, atol=1e-10)
+
+
+def _first_cell_convolutions(backend: str) -> int:
+    """Convolutions run by the first (normal) cell of a dense forward."""
+    space = DartsSpace()
+    net = build_supernet(space, 10, **SMALL, backend=backend)
+    seen = {"in_cell": False, "convolutions": 0}
+
+    class Convolutions(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if seen["in_cell"] and func.overloadpacket.__name__ == "convolution":
+                seen["convolutions"] += 1
+            return func(*args, **(kwargs or {}))
+
+    cell = net.net.cells[0]
+    assert not cell.reduction
+    cell.register_forward_pre_hook(lambda *_: seen.update(in_cell=True))
+    cell.register_forward_hook(lambda *_: seen.update(in_cell=False))
+    with Convolutions():
+        net(torch.randn(2, 3, 8, 8), {k: a.float().softmax(-1) for k, a in _alphas(space).items()})
+    return seen["convolutions"]
+
+
+def test_grouped_backend_runs_a_states_out_edges_as_one_convolution_per_stage():
+    """A dense normal cell: 12 convolutions per grouped state (two stages of two separable
+    ops, one stage of two dilated ones, each a depthwise and a pointwise) for the four states
+    with 2-4 out-edges, 12 for the last state's single edge, 2 preprocessings: 62 (plain:
+    14 edges x 12 + 2 = 170)."""
+    assert _first_cell_convolutions("plain") == 170
+    assert _first_cell_convolutions("grouped") == 62
+
+
+def test_grouped_backend_is_for_darts_cells():
+    with pytest.raises(ValueError, match=r"space\.supernet\.backend=grouped"):
+        build_supernet(NB201Space(), 10, c=4, n_cells=1, backend="grouped")

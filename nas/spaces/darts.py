@@ -128,11 +128,20 @@ class DartsCell(nn.Module):
     def forward(
         self, s0: torch.Tensor, s1: torch.Tensor, *edge_args: Sequence[object]
     ) -> torch.Tensor:
-        states = [
+        inputs = [
             self.run_preprocess(self.preprocess0, s0),
             self.run_preprocess(self.preprocess1, s1),
         ]
-        rows = per_edge(edge_args)
+        states = self.run_nodes(inputs, per_edge(edge_args))
+        return cat_channels([states[s] for s in self.concat])
+
+    def run_nodes(
+        self, inputs: list[torch.Tensor], rows: Sequence[Sequence[object]]
+    ) -> list[torch.Tensor]:
+        """The cell's states: ``inputs`` (2) and each node, the sum of its in-edges' outputs
+        in the order of their source states; ``rows``: per-edge arguments, indexed by edge id.
+        The override point of a supernet that runs the edges otherwise."""
+        states = list(inputs)
         nodes: list[torch.Tensor | None] = [None] * STEPS
         k = 0
         for i in range(STEPS):
@@ -144,7 +153,7 @@ class DartsCell(nn.Module):
             if nodes[i] is None:
                 raise ArchError(f"node {i} of a DARTS cell has no input edge")
             states.append(nodes[i])
-        return cat_channels([states[s] for s in self.concat])
+        return states
 
 
 class DartsNetwork(nn.Module):
@@ -152,7 +161,8 @@ class DartsNetwork(nn.Module):
     with reduction cells (channels doubled) at 1/3 and 2/3 depth, global pool, linear head.
 
     ``make_cell_edges(kind)`` returns ``(make_edge, edge_ids, concat)`` for cell kind
-    ``'normal'``/``'reduce'``; ``run_preprocess`` is passed to every :class:`DartsCell`. ``forward(x, *kind_args)``: each of ``kind_args`` maps a cell
+    ``'normal'``/``'reduce'``; ``run_preprocess`` is passed to every cell, a ``cell_class``
+    (default :class:`DartsCell`). ``forward(x, *kind_args)``: each of ``kind_args`` maps a cell
     kind to per-edge arguments (e.g. op weights ``{kind: [14, ops]}``).
     """
 
@@ -168,6 +178,7 @@ class DartsNetwork(nn.Module):
         stem_multiplier: int = 3,
         affine: bool = True,
         run_preprocess: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+        cell_class: type[DartsCell] = DartsCell,
     ) -> None:
         super().__init__()
         c_curr = stem_multiplier * c
@@ -182,7 +193,7 @@ class DartsNetwork(nn.Module):
             if reduction:
                 c_curr *= 2
             make_edge, edge_ids, concat = make_cell_edges("reduce" if reduction else "normal")
-            cell = DartsCell(
+            cell = cell_class(
                 c_pp,
                 c_p,
                 c_curr,

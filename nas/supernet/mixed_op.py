@@ -84,7 +84,7 @@ class MixedOp(nn.Module):
         """``w``: ``[ops]`` weights of this edge; ``active``: ``w != 0`` as host booleans."""
         if len(w) != len(self.ops):
             raise ValueError(f"MixedOp over {len(self.ops)} ops got {len(w)} weights")
-        ks = [k for k in self._computed if active[k]]
+        ks = self.running(active)
         if not ks:  # nothing runs (only 'none'): the edge passes nothing, bypass included
             out = self.zero(x)
         elif self.partial > 1:
@@ -94,6 +94,10 @@ class MixedOp(nn.Module):
         else:
             out = self.weighted_sum(x, w, ks)
         return straight_through(out, w, active)
+
+    def running(self, active: Sequence[bool]) -> list[int]:
+        """The ops that run for ``active`` (``w != 0``): the active ones but ``none``."""
+        return [k for k in self._computed if active[k]]
 
     def single_op(self, k: int) -> nn.Module:
         """Op ``k`` as a standalone module computing what this edge does with a one-hot ``k``."""

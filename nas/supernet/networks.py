@@ -12,7 +12,9 @@ changes the function computed:
   on a few CPU cores; ``plain`` runs each op's own modules (:mod:`nas.supernet.plain_ops`:
   cuDNN's convolutions, fewest kernel launches), which wins on a GPU; ``auto`` picks ``plain``
   where the run trains on CUDA and ``lean`` elsewhere (:func:`resolve_backend`). Both do the
-  work that a cell's edges do on one state once (:mod:`nas.supernet.shared`);
+  work that a cell's edges do on one state once (:mod:`nas.supernet.shared`). ``grouped``
+  (DARTS only) is ``plain`` with a state's out-edges' convolution ops run as one grouped op
+  each (:mod:`nas.supernet.grouped`: fewer, larger kernels);
 * ``channels_last`` (default True): parameters and activations in the channels-last layout;
 * ``compile`` (default False): the network is wrapped by ``torch.compile``: ``true`` (its
   default mode), a mode name (``reduce-overhead``: Inductor's kernels replayed as CUDA graphs)
@@ -35,10 +37,11 @@ import torch
 from torch import nn
 
 from nas.spaces import DartsSpace, MBV3Space, NB201Space, OpWeights, SearchSpace
-from nas.spaces.darts import DARTS_EDGES, DartsNetwork
+from nas.spaces.darts import DARTS_EDGES, DartsCell, DartsNetwork
 from nas.spaces.mbv3 import MBV3Network
 from nas.spaces.nb201 import NB201Network
 from nas.supernet.elastic import ElasticBlock
+from nas.supernet.grouped import GroupedDartsCell
 from nas.supernet.lean_ops import lean_forward
 from nas.supernet.mixed_op import MixedOp
 from nas.supernet.plain_ops import plain_forward
@@ -101,6 +104,7 @@ def _darts(space: DartsSpace, num_classes: int, in_channels: int, **kw: object) 
         stem_multiplier=stem_multiplier,
         affine=affine,
         run_preprocess=partial(lean_forward if execution.lean else plain_forward, shared=shared),
+        cell_class=GroupedDartsCell if execution.backend == "grouped" else DartsCell,
     )
     return execution.wrap(space, net, shared)
 
@@ -111,6 +115,10 @@ def _nb201(space: NB201Space, num_classes: int, in_channels: int, **kw: object) 
     partial_k = int(kw.pop("partial_channels", 1))
     execution = _execution_options(kw)
     _no_more(kw, "nb201")
+    if execution.backend == "grouped":
+        raise ValueError(
+            "space.supernet.backend=grouped runs DARTS cells (space=darts); for nb201 use plain"
+        )
     shared = SharedWork()
     net = NB201Network(
         lambda c_, e: MixedOp(
@@ -150,7 +158,7 @@ def _mbv3(space: MBV3Space, num_classes: int, in_channels: int, **kw: object) ->
 
 
 #: the ``space.supernet.backend`` values
-BACKENDS = ("auto", "lean", "plain")
+BACKENDS = ("auto", "lean", "plain", "grouped")
 #: the ``space.supernet.compile`` values besides ``false`` and ``true``
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDAGRAPHS = "cudagraphs"
