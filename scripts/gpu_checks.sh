@@ -6,21 +6,22 @@
 #  1. the DARTS supernet's bi-level step at the paper's batch: ours (plain cuDNN ops, bf16, the
 #     whole step as one CUDA graph) against the paper's network in fp32 and in bf16, same GPU,
 #     same run, with each one's operations per step and kernel time per step (torch.profiler:
-#     the busiest kernels in $OUT/profile_*.txt); then batch 256, 1024 and 512 (profiled),
-#     512 in NCHW instead of channels-last (cuDNN's autotuning on throughout), and ours without graphs (supernet_eager: not a
-#     default step);
+#     the busiest kernels in $OUT/profile_*.txt); then batch 256, 1024 and 512 (profiled);
+#     space.supernet.backend=grouped at 64 and 512 (profiled); 512 in NCHW instead of
+#     channels-last (cuDNN's autotuning on throughout); ours without graphs (supernet_eager);
 #  2. search epochs of +experiment=cifar10_fast through Lightning (batches on the GPU; 20
 #     steps each) on CIFAR-sized synthetic images (50,000 of 32x32: the machine has no
 #     network): batch 256 with the steps as CUDA graphs (search.cuda_graph; Lightning's simple
-#     profiler on), batch 512 with the rates scaled, and eager (epoch_eager: not a default
-#     step, about 1.5 minutes); 4 epochs each (the recipe validates every 5th: a steady epoch
-#     with validation and one without are timed); the projected 50-epoch search;
-#  3. torch.compile's cudagraphs backend: its compile time and step;
-#  4. the CUDA tests (every proxy and evaluator against the CPU, both backends under bf16,
-#     the search with CUDA graphs against the eager one).
-# STEPS (default: all but the eager ones, supernet_eager and epoch_eager) picks some:
-# supernet, supernet_more, supernet_layout, supernet_eager, epoch_graph, epoch_b512,
-# epoch_eager, compile, tests. Results go to $OUT. Python packages the GPU
+#     profiler on), batch 512 with the rates scaled, the same with backend=grouped, and eager
+#     (epoch_eager, about 1.5 minutes); 4 epochs each (the recipe validates every 5th: a
+#     steady epoch with validation and one without are timed); the projected 50-epoch search;
+#  3. torch.compile's cudagraphs backend: its compile time and step (compile; it traced for
+#     minutes);
+#  4. the CUDA tests (every proxy and evaluator against the CPU, every backend under bf16,
+#     the search with CUDA graphs against the eager one, plain and grouped).
+# STEPS (default: all but supernet_eager, epoch_eager and compile) picks some: supernet,
+# supernet_more, supernet_grouped, supernet_layout, supernet_eager, epoch_graph, epoch_b512,
+# epoch_grouped, epoch_eager, compile, tests. Results go to $OUT. Python packages the GPU
 # machine lacks travel as wheels in .whl/ (hydra-core, omegaconf, antlr4-python3-runtime,
 # torchdata; see the device notes).
 set -uo pipefail
@@ -33,7 +34,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 LOG="$OUT/gpu.log"
-STEPS=${STEPS:-supernet supernet_more supernet_layout epoch_graph epoch_b512 compile tests}
+STEPS=${STEPS:-supernet supernet_more supernet_grouped supernet_layout epoch_graph epoch_b512 epoch_grouped tests}
 step() { # step <name> <seconds> <title> <command...>: run it under a time limit, log its tail
   local name=$1 limit=$2 title=$3 start=$(date +%s)
   shift 3
@@ -55,6 +56,11 @@ step supernet_more 130 "bi-level step, batch 256, 512 and 1024, one CUDA graph" 
   $SUPERNET --batch 1024 --graph --no-references --out $OUT/supernet_b1024_graph.json && \
   $SUPERNET --batch 512 --graph --no-references --profile $OUT/profile_b512 \
     --out $OUT/supernet_b512_graph.json"
+step supernet_grouped 100 "bi-level step, backend=grouped, batch 64 and 512, one CUDA graph" bash -c "\
+  $SUPERNET --batch 64 --graph --no-references --backend grouped --ops \
+    --out $OUT/supernet_b64_graph_grouped.json && \
+  $SUPERNET --batch 512 --graph --no-references --backend grouped --profile $OUT/profile_b512_grouped \
+    --out $OUT/supernet_b512_graph_grouped.json"
 step supernet_layout 60 "bi-level step, batch 512, one CUDA graph, NCHW instead of channels-last" \
   $SUPERNET --batch 512 --graph --no-references --nchw --out "$OUT/supernet_b512_graph_nchw.json"
 step supernet_eager 90 "bi-level step, batch 64 and 256, plain backend, eager" bash -c "\
@@ -72,6 +78,11 @@ step epoch_b512 170 "search epochs, cifar10_fast at batch 512 (rates scaled), CU
   $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=true --epochs 4 \
   --override dataset.batch_size=512 --override search.w_lr=0.2 --override search.w_lr_min=0.008 \
   --override search.arch_lr=8.5e-4 --out "$OUT/epoch_fast_b512_graph.json"
+step epoch_grouped 170 "search epochs, cifar10_fast, batch 512, backend=grouped, CUDA graphs" \
+  $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=true --epochs 4 \
+  --override space.supernet.backend=grouped --override dataset.batch_size=512 \
+  --override search.w_lr=0.2 --override search.w_lr_min=0.008 --override search.arch_lr=8.5e-4 \
+  --out "$OUT/epoch_fast_b512_graph_grouped.json"
 step epoch_eager 150 "search epochs, +experiment=cifar10_fast, eager steps (20 steps each)" \
   $PY scripts/bench_epoch.py "${SYNTHETIC[@]}" --override search.cuda_graph=false --epochs 4 \
   --out "$OUT/epoch_fast_eager.json"
