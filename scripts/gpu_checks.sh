@@ -2,7 +2,7 @@
 # The checks that need a GPU, in one go on a lent H100/H200 (figures in the README, "On a
 # GPU"); each step has its own time limit, so one that fails or hangs costs only its share
 # (the H200 needed 15-30 s per fresh process; ``bench_supernet`` starts one per variant). The
-# default steps take about 9 minutes; STEPS picks others or fewer when device time is short:
+# default steps take about 10 minutes; STEPS picks others or fewer when device time is short:
 #  1. the DARTS supernet's bi-level step at the paper's batch: ours (plain cuDNN ops, bf16, the
 #     whole step as one CUDA graph) against the paper's network in fp32 and in bf16, same GPU,
 #     same run, with each one's operations per step and kernel time per step (torch.profiler:
