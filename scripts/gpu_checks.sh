@@ -6,9 +6,9 @@
 #  1. the DARTS supernet's bi-level step at the paper's batch: ours (plain cuDNN ops, bf16, the
 #     whole step as one CUDA graph) against the paper's network in fp32 and in bf16, same GPU,
 #     same run, with each one's operations per step and kernel time per step (torch.profiler:
-#     the busiest kernels in $OUT/profile_*.txt); then batch 256, 1024 and 512 (profiled);
-#     space.supernet.backend=grouped at 64 and 512 (profiled); 512 in NCHW instead of
-#     channels-last (cuDNN's autotuning on throughout); ours without graphs (supernet_eager);
+#     the busiest kernels in $OUT/profile_*.txt); then batch 256 and 512 (profiled);
+#     space.supernet.backend=grouped at 64 and 512 (profiled); cuDNN's autotuning on
+#     throughout; batch 1024 and 512 in NCHW (supernet_extra); without graphs (supernet_eager);
 #  2. search epochs of +experiment=cifar10_fast through Lightning (batches on the GPU; 20
 #     steps each) on CIFAR-sized synthetic images (50,000 of 32x32: the machine has no
 #     network): batch 256 with the steps as CUDA graphs (search.cuda_graph; Lightning's simple
@@ -19,11 +19,11 @@
 #     minutes);
 #  4. the CUDA tests (every proxy and evaluator against the CPU, every backend under bf16,
 #     the search with CUDA graphs against the eager one, plain and grouped).
-# STEPS (default: all but supernet_eager, epoch_eager and compile) picks some: supernet,
-# supernet_more, supernet_grouped, supernet_layout, supernet_eager, epoch_graph, epoch_b512,
-# epoch_grouped, epoch_eager, compile, tests. Results go to $OUT. Python packages the GPU
-# machine lacks travel as wheels in .whl/ (hydra-core, omegaconf, antlr4-python3-runtime,
-# torchdata; see the device notes).
+# STEPS (default: all but supernet_extra, supernet_eager, epoch_eager and compile) picks
+# some: supernet, supernet_more, supernet_grouped, supernet_extra, supernet_eager,
+# epoch_graph, epoch_b512, epoch_grouped, epoch_eager, compile, tests. Results go to $OUT.
+# Python packages the GPU machine lacks travel as wheels in .whl/ (hydra-core, omegaconf,
+# antlr4-python3-runtime, torchdata; see the device notes).
 set -uo pipefail
 OUT=${OUT:-outputs/gpu}
 mkdir -p "$OUT"
@@ -34,7 +34,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 LOG="$OUT/gpu.log"
-STEPS=${STEPS:-supernet supernet_more supernet_grouped supernet_layout epoch_graph epoch_b512 epoch_grouped tests}
+STEPS=${STEPS:-supernet supernet_more supernet_grouped epoch_graph epoch_b512 epoch_grouped tests}
 step() { # step <name> <seconds> <title> <command...>: run it under a time limit, log its tail
   local name=$1 limit=$2 title=$3 start=$(date +%s)
   shift 3
@@ -51,9 +51,8 @@ SUPERNET="$PY scripts/bench_supernet.py --device cuda --precision bf16 --kinds b
 # each variant runs in a fresh process: about 15-30 s each with start-up
 step supernet 170 "bi-level step, batch 64, whole step as one CUDA graph, against the references" \
   $SUPERNET --batch 64 --graph --ops --profile "$OUT/profile_b64" --out "$OUT/supernet_b64_graph.json"
-step supernet_more 130 "bi-level step, batch 256, 512 and 1024, one CUDA graph" bash -c "\
+step supernet_more 100 "bi-level step, batch 256 and 512, one CUDA graph" bash -c "\
   $SUPERNET --batch 256 --graph --no-references --out $OUT/supernet_b256_graph.json && \
-  $SUPERNET --batch 1024 --graph --no-references --out $OUT/supernet_b1024_graph.json && \
   $SUPERNET --batch 512 --graph --no-references --profile $OUT/profile_b512 \
     --out $OUT/supernet_b512_graph.json"
 step supernet_grouped 100 "bi-level step, backend=grouped, batch 64 and 512, one CUDA graph" bash -c "\
@@ -61,8 +60,9 @@ step supernet_grouped 100 "bi-level step, backend=grouped, batch 64 and 512, one
     --out $OUT/supernet_b64_graph_grouped.json && \
   $SUPERNET --batch 512 --graph --no-references --backend grouped --profile $OUT/profile_b512_grouped \
     --out $OUT/supernet_b512_graph_grouped.json"
-step supernet_layout 60 "bi-level step, batch 512, one CUDA graph, NCHW instead of channels-last" \
-  $SUPERNET --batch 512 --graph --no-references --nchw --out "$OUT/supernet_b512_graph_nchw.json"
+step supernet_extra 90 "bi-level step, one CUDA graph, batch 1024; batch 512 in NCHW" bash -c "\
+  $SUPERNET --batch 1024 --graph --no-references --out $OUT/supernet_b1024_graph.json && \
+  $SUPERNET --batch 512 --graph --no-references --nchw --out $OUT/supernet_b512_graph_nchw.json"
 step supernet_eager 90 "bi-level step, batch 64 and 256, plain backend, eager" bash -c "\
   $SUPERNET --batch 64 --backend plain --no-references && \
   $SUPERNET --batch 256 --backend plain --no-references --out $OUT/supernet_b256_eager.json"
