@@ -352,7 +352,9 @@ def test_plain_edge_scales_its_ops_in_their_batchnorms():
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"channels_last": False}, {"affine": True}], ids=["cl", "nchw", "affine"]
+    "options",
+    [{}, {"channels_last": False}, {"affine": True}, {"partial_channels": 2}],
+    ids=["cl", "nchw", "affine", "partial"],
 )
 def test_grouped_backend_computes_what_plain_does(options):
     """Loss, every gradient and every BatchNorm buffer after a dense step; then single paths
