@@ -245,10 +245,13 @@ class RunResult:
 
 
 def finish_wandb() -> None:
-    """Close the W&B run the stages logged to, if one is open, so that its files are whole."""
+    """Close the W&B run the stages logged to, if one is open, and shut the W&B service down,
+    so that its files are whole when the pipeline returns: ``finish`` alone returned before
+    the service had written an offline run's record log under load."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
         wandb.finish()
+        wandb.teardown()
 
 
 def wait_for_rank_zero(run: Run, stages: list[Stage], poll: float = 2.0) -> None:
