@@ -48,6 +48,7 @@ from omegaconf import open_dict
 
 from nas.config import register_configs
 from nas.data import SearchDataModule
+from nas.errors import ConfigError
 from nas.io import write_json_atomic
 from nas.search import SupernetModule, build_trainer
 
@@ -112,7 +113,7 @@ def run(overrides: list[str], epochs: int) -> dict[str, object]:
             cfg = compose("train", overrides=[*overrides, *extra])
         every = int(cfg.trainer.get("check_val_every_n_epoch") or 1)
         if every > 1 and epochs < 4:
-            raise ValueError(
+            raise ConfigError(
                 f"--epochs must be >= 4 for a search that validates every {every} epochs "
                 "(a steady epoch with validation and one without, neither the first)"
             )
@@ -183,7 +184,10 @@ def main() -> None:
     if args.epochs < 2:
         p.error(f"--epochs must be >= 2 (the first carries one-time costs), got {args.epochs}")
     overrides = (DEFAULT if not args.no_default else []) + args.override
-    r = run(overrides, args.epochs)
+    try:
+        r = run(overrides, args.epochs)
+    except ConfigError as err:  # a mistake in the overrides or --epochs: named, no traceback
+        p.error(str(err))
     print(f"\nsearch epochs of: {' '.join(overrides)} ({r['device']})")
     print(
         "| epoch | seconds | training steps | validation | the epoch's own work | steps' img/s |\n"
