@@ -25,12 +25,12 @@ GPU a supernet step is bound by kernel launches and small kernels (README, "On a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.spaces.base import ArchError
 from nas.spaces.darts import DARTS_EDGES, STEPS, DartsCell
 from nas.spaces.ops import DilConv, SepConv
 from nas.supernet.mixed_op import MixedOp, straight_through
@@ -113,9 +113,21 @@ def _groupable(ops: Sequence[nn.Module]) -> bool:
 
 
 class GroupedDartsCell(DartsCell):
-    """A supernet's DARTS cell (edges: ``plain`` :class:`MixedOp`) run by source state, a
-    state's out-edges' convolution ops grouped (module docstring). Same parameters, buffers
-    and function as :class:`DartsCell`."""
+    """A supernet's DARTS cell (edges: ``plain`` :class:`MixedOp`, all 14) run by source
+    state, a state's out-edges' convolution ops grouped (module docstring). Same arguments,
+    parameters, buffers and function as :class:`DartsCell`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: per source state, its out-edges as ``(index into self.edges, edge id, node)``
+        self.out_edges = [
+            [
+                (k, e, DARTS_EDGES[e][0])
+                for k, e in enumerate(self.edge_ids)
+                if DARTS_EDGES[e][1] == s
+            ]
+            for s in range(STEPS + 1)
+        ]
 
     def run_nodes(
         self, inputs: list[torch.Tensor], rows: Sequence[Sequence[object]]
@@ -123,20 +135,17 @@ class GroupedDartsCell(DartsCell):
         weights, active = rows
         states = list(inputs)
         nodes: list[torch.Tensor | None] = [None] * STEPS
-        for s in range(STEPS + 2):
+        for s, out_edges in enumerate(self.out_edges):
             if s >= 2:  # every edge into node s - 2 comes from an earlier state
-                if nodes[s - 2] is None:
-                    raise ArchError(f"node {s - 2} of a DARTS cell has no input edge")
                 states.append(nodes[s - 2])
-            ks = [k for k, e in enumerate(self.edge_ids) if DARTS_EDGES[e][1] == s]
-            if not ks:
-                continue
-            edges = [self.edges[k] for k in ks]
-            ws = [weights[self.edge_ids[k]] for k in ks]
-            acts = [active[self.edge_ids[k]] for k in ks]
-            for k, out in zip(ks, _run_state(edges, states[s], ws, acts), strict=True):
-                i = DARTS_EDGES[self.edge_ids[k]][0]
+            edges = [self.edges[k] for k, _, _ in out_edges]
+            ws = [weights[e] for _, e, _ in out_edges]
+            acts = [active[e] for _, e, _ in out_edges]
+            for (_, _, i), out in zip(
+                out_edges, _run_state(edges, states[s], ws, acts), strict=True
+            ):
                 nodes[i] = out if nodes[i] is None else nodes[i] + out
+        states.append(nodes[-1])
         return states
 
 
@@ -148,9 +157,8 @@ def _run_state(
 ) -> list[torch.Tensor]:
     """The outputs of ``edges``, all reading state ``x``, for their weights and active ops."""
     running = [e.running(a) for e, a in zip(edges, acts, strict=True)]
-    if len(edges) < 2 or not running[0] or any(r != running[0] for r in running):
-        return [e(x, w, a) for e, w, a in zip(edges, ws, acts, strict=True)]
-    if any(e.partial > 1 for e in edges):
+    alike = len(edges) > 1 and running[0] and all(r == running[0] for r in running)
+    if not alike or any(e.partial > 1 for e in edges):  # each edge on its own
         return [e(x, w, a) for e, w, a in zip(edges, ws, acts, strict=True)]
     scales = [e.scales(w) for e, w in zip(edges, ws, strict=True)]
     shared = edges[0].shared
