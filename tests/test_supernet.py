@@ -329,6 +329,19 @@ def test_relu_conv2d_input_gradient_with_frozen_weights(
     torch.testing.assert_close(x_only.grad, gx)
 
 
+class OpNames(TorchDispatchMode):
+    """Records the name of each ATen operation dispatched inside it while ``on``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on, self.names = True, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if self.on:
+            self.names.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
 def test_plain_edge_scales_its_ops_in_their_batchnorms():
     """A plain dense edge multiplies by an op weight only where the op ends without a
     BatchNorm (skip_connect): the other weights are their last BatchNorms' weights."""
@@ -337,16 +350,9 @@ def test_plain_edge_scales_its_ops_in_their_batchnorms():
     edge = build_supernet(space, 10, **SMALL, backend="plain").net.cells[0].edges[0]
     w = torch.rand(len(space.op_names)).requires_grad_()
     x = torch.randn(2, edge.channels, 8, 8)
-    ops = []
-
-    class Ops(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            ops.append(func.overloadpacket.__name__)
-            return func(*args, **(kwargs or {}))
-
-    with Ops():
+    with OpNames() as ops:
         out = edge(x, w, [True] * len(w))
-    assert ops.count("mul") == 1
+    assert ops.names.count("mul") == 1
     expected = sum(w[k] * op(x) for k, op in enumerate(edge.ops) if k != 0)  # 0: none
     torch.testing.assert_close(out, expected)
 
@@ -390,21 +396,15 @@ def _first_cell_convolutions(backend: str) -> int:
     """Convolutions run by the first (normal) cell of a dense forward."""
     space = DartsSpace()
     net = build_supernet(space, 10, **SMALL, backend=backend)
-    seen = {"in_cell": False, "convolutions": 0}
-
-    class Convolutions(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if seen["in_cell"] and func.overloadpacket.__name__ == "convolution":
-                seen["convolutions"] += 1
-            return func(*args, **(kwargs or {}))
-
+    ops = OpNames()
+    ops.on = False
     cell = net.net.cells[0]
     assert not cell.reduction
-    cell.register_forward_pre_hook(lambda *_: seen.update(in_cell=True))
-    cell.register_forward_hook(lambda *_: seen.update(in_cell=False))
-    with Convolutions():
+    cell.register_forward_pre_hook(lambda *_: setattr(ops, "on", True))
+    cell.register_forward_hook(lambda *_: setattr(ops, "on", False))
+    with ops:
         net(torch.randn(2, 3, 8, 8), {k: a.float().softmax(-1) for k, a in _alphas(space).items()})
-    return seen["convolutions"]
+    return ops.names.count("convolution")
 
 
 def test_grouped_backend_runs_a_states_out_edges_as_one_convolution_per_stage():
