@@ -58,6 +58,7 @@ def test_random_strings_are_rejected_with_arch_error(name, text):
         st.tuples(st.sampled_from("rid"), st.integers(0, 10**4), st.characters()), max_size=6
     ),
 )
+@example(seed=0, edits=[("r", 0, "\ud800")])  # a lone surrogate: Python cannot parse it
 def test_edited_arch_strings_parse_or_are_rejected_with_arch_error(name, seed, edits):
     """Near misses of valid strings (characters replaced, inserted, deleted)."""
     space = get_space(name)

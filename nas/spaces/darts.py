@@ -253,6 +253,8 @@ class DartsSpace(SearchSpace):
             call = ast.parse(text.strip(), mode="eval").body
         except SyntaxError as err:
             raise ArchError(f"not a Genotype(...) string: {text!r} ({err.msg})") from None
+        except UnicodeEncodeError:  # a lone surrogate: no source text at all
+            raise ArchError(f"not a Genotype(...) string: {text!r} (not encodable)") from None
         if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Genotype"):
             raise ArchError(f"expected 'Genotype(normal=..., reduce=...)', got {text!r}")
         fields = dict(zip(Genotype._fields, (_literal(a) for a in call.args), strict=False))
